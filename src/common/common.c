@@ -1,0 +1,150 @@
+/* Error names, roles and clocks shared by every module. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "pickple/common.h"
+
+const char *pk_strerror(int err)
+{
+    switch (err) {
+    case 0: return "success";
+    case PK_EFORMAT: return "malformed record";
+    case PK_EVERSION: return "unsupported format version";
+    case PK_EAUTH: return "authentication failed";
+    case PK_EEXPIRED: return "expired";
+    case PK_ENOTFOUND: return "not found";
+    case PK_EEXISTS: return "already exists";
+    case PK_EFULL: return "queue full";
+    case PK_ESTORE: return "storage failure";
+    case PK_ESHUTDOWN: return "shutting down";
+    default: break;
+    }
+    if (err < 0 && err > PK_ERR_BASE)
+        return strerror(-err);
+    return "unknown error";
+}
+
+static const char *const pk__role_names[] = {"customer", "seller", "admin"};
+
+const char *pk_role_name(pk_role_t role)
+{
+    if ((unsigned)role >= PK_ARRAY_LEN(pk__role_names))
+        return NULL;
+    return pk__role_names[role];
+}
+
+int pk_role_parse(const char *s, size_t len, pk_role_t *out)
+{
+    for (size_t i = 0; i < PK_ARRAY_LEN(pk__role_names); i++) {
+        if (strlen(pk__role_names[i]) == len && memcmp(pk__role_names[i], s, len) == 0) {
+            *out = (pk_role_t)i;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+int64_t pk_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+uint64_t pk_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int pk_time_format(int64_t ms, char *out, size_t out_size)
+{
+    time_t s = (time_t)(ms / 1000);
+    int frac = (int)(ms % 1000);
+    if (frac < 0) {
+        frac += 1000;
+        s -= 1;
+    }
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    return snprintf(out, out_size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                    tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+}
+
+static int pk__digits(const char *s, size_t n, int *out)
+{
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -EINVAL;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (civil calendar). */
+static int64_t pk__days_from_civil(int y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+int pk_time_parse(const char *s, size_t len, int64_t *out_ms)
+{
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int y, mo, d, h, mi, sec;
+    if (len < 20 || len > 40)
+        return -EINVAL;
+    if (s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || s[13] != ':' ||
+        s[16] != ':')
+        return -EINVAL;
+    if (pk__digits(s, 4, &y) || pk__digits(s + 5, 2, &mo) || pk__digits(s + 8, 2, &d) ||
+        pk__digits(s + 11, 2, &h) || pk__digits(s + 14, 2, &mi) || pk__digits(s + 17, 2, &sec))
+        return -EINVAL;
+    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || sec > 60)
+        return -EINVAL;
+    if (mo == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+        return -EINVAL;
+    size_t i = 19;
+    int64_t frac_ms = 0;
+    if (i < len && s[i] == '.') {
+        i++;
+        size_t start = i;
+        int scale = 100;
+        while (i < len && s[i] >= '0' && s[i] <= '9') {
+            frac_ms += (s[i] - '0') * scale;
+            scale /= 10;
+            i++;
+        }
+        if (i == start || i - start > 9)
+            return -EINVAL;
+    }
+    if (i >= len)
+        return -EINVAL;
+    int64_t offset_min = 0;
+    if ((s[i] == 'Z' || s[i] == 'z') && i + 1 == len) {
+        offset_min = 0;
+    } else if ((s[i] == '+' || s[i] == '-') && i + 6 == len && s[i + 3] == ':') {
+        int oh, om;
+        if (pk__digits(s + i + 1, 2, &oh) || pk__digits(s + i + 4, 2, &om) || oh > 23 || om > 59)
+            return -EINVAL;
+        offset_min = oh * 60 + om;
+        if (s[i] == '-')
+            offset_min = -offset_min;
+    } else {
+        return -EINVAL;
+    }
+    if (sec == 60)
+        sec = 59; /* leap second: clamp, a sale boundary does not need it */
+    int64_t days = pk__days_from_civil(y, mo, d);
+    int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - offset_min * 60;
+    *out_ms = secs * 1000 + frac_ms;
+    return 0;
+}
