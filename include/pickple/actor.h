@@ -1,0 +1,197 @@
+/*
+ * The actor runtime: N threads, each running an h2o event loop with its own
+ * SO_REUSEPORT listener and owning one shard (its LMDB environment and
+ * everything stored in it).
+ *
+ * A request whose state lives on another shard travels there as a pk_msg_t
+ * through the owner's inbox; the owner applies a batch of messages in one
+ * LMDB write transaction, commits once, and only then sends every reply of
+ * the batch back through the reply box of the thread that allocated the
+ * message (the connection's thread), which alone touches h2o objects and
+ * frees the message.
+ *
+ * Bounds: an inbox holds PK_INBOX_CAPACITY messages; a full inbox is
+ * answered 503 + Retry-After by the sender.  A thread keeps at most
+ * PK_INFLIGHT_MAX messages alive; its reply box is larger than that, so a
+ * reply always fits and is never dropped.
+ *
+ * Caveats:
+ * - Only the owner thread touches a shard's pk_store_t; only the origin
+ *   thread touches m_pending / the h2o request of a message.
+ * - After pk_actor_send() the sender must not read or write the message
+ *   until its m_done callback runs (on the origin thread).
+ */
+#ifndef PICKPLE_ACTOR_H
+#define PICKPLE_ACTOR_H
+
+#include <h2o.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdbool.h>
+
+#include "pickple/common.h"
+#include "pickple/config.h"
+#include "pickple/jwt.h"
+#include "pickple/mbox.h"
+#include "pickple/out.h"
+#include "pickple/store.h"
+#include "pickple/user.h"
+
+#define PK_INBOX_CAPACITY 8192
+#define PK_INFLIGHT_MAX 16384
+#define PK_REPLY_CAPACITY (PK_INFLIGHT_MAX + 1)
+#define PK_BATCH_MAX 1024 /* messages applied per write transaction */
+#define PK_WORKER_QUEUE_CAPACITY 4096
+
+typedef struct pk_runtime pk_runtime_t;
+typedef struct pk_actor pk_actor_t;
+typedef struct pk_msg pk_msg_t;
+typedef struct pk_pending pk_pending_t;
+
+/*
+ * An operation a shard applies to its state.  op_apply runs on the owning
+ * thread inside the batch transaction; it sets m_status and either renders
+ * the reply into m_body (m_fmt) or sets m_err_code/m_err_message.  It must
+ * validate everything before its first write, so a 4xx never half-applies.
+ * It returns 0, or PK_ESTORE when LMDB failed, which poisons the batch.
+ */
+typedef struct pk_op {
+    const char *op_name;
+    bool op_readonly;
+    int (*op_apply)(pk_actor_t *owner, MDB_txn *txn, pk_msg_t *msg);
+} pk_op_t;
+
+/* Payloads of the operations, one per message (the union in pk_msg_t). */
+typedef struct pk_msg_user {
+    pk_user_t mu_user;                         /* record to create / found */
+    char mu_password[PK_PASSWORD_BYTES_MAX + 1]; /* wiped after use */
+    uint8_t mu_password_len;
+    bool mu_found;
+    pk_role_t mu_role; /* new role (set-role) */
+} pk_msg_user_t;
+
+struct pk_msg {
+    const pk_op_t *m_op;      /* what the shard does; NULL for worker jobs */
+    void (*m_work)(pk_msg_t *msg); /* worker-pool job, runs on a worker */
+    /* Origin thread, after the reply arrived (or the send failed). */
+    void (*m_done)(pk_actor_t *origin, pk_msg_t *msg);
+    pk_pending_t *m_pending; /* origin only: the h2o request, NULL if gone */
+    uint16_t m_origin;       /* index of the allocating thread */
+    uint16_t m_shard;        /* target shard */
+    pk_fmt_t m_fmt;          /* body format the client asked for */
+    int m_status;            /* HTTP status of the reply */
+    int m_work_rc;           /* result of m_work */
+    const char *m_err_code;  /* static string, set with a 4xx/5xx status */
+    const char *m_err_message; /* static string */
+    int64_t m_now_ms;        /* request time, fixed at admission */
+    uint64_t m_subject;      /* authenticated user id, 0 if anonymous */
+    pk_role_t m_subject_role;
+    pk_buf_t m_body;         /* rendered reply body (owned) */
+    union {
+        pk_msg_user_t user;
+    } u;
+};
+
+/* Per-thread statistics, written by the owner only, read by anyone with
+ * relaxed loads (metrics, bench reports). */
+typedef struct pk_actor_stats {
+    uint64_t as_batches;      /* write transactions committed */
+    uint64_t as_batch_msgs;   /* messages applied in them */
+    uint64_t as_batch_max;    /* largest batch */
+    uint64_t as_rejected_full; /* requests answered 503: inbox full */
+    uint64_t as_store_errors;  /* batches aborted */
+} pk_actor_stats_t;
+
+struct pk_actor {
+    pk_runtime_t *a_rt;
+    unsigned a_index;
+    pthread_t a_thread;
+    h2o_evloop_t *a_loop;
+    h2o_context_t a_ctx;
+    h2o_accept_ctx_t a_accept;
+    int a_listen_fd;
+    h2o_socket_t *a_listener;
+    h2o_socket_t *a_wake_sock;
+    pk_store_t a_store;
+    unsigned a_inflight; /* live messages allocated by this thread */
+    bool a_shutdown_started;
+    bool a_exit;
+    pk_actor_stats_t a_stats;
+    /* Written by producers on other threads: keep on their own lines. */
+    pk_waker_t a_waker __attribute__((aligned(PK_CACHE_LINE)));
+    pk_mbox_t a_inbox __attribute__((aligned(PK_CACHE_LINE)));
+    pk_mbox_t a_replies __attribute__((aligned(PK_CACHE_LINE)));
+};
+
+/* The worker pool for slow work (password hashing). */
+typedef struct pk_workers {
+    unsigned wk_count;
+    pthread_t *wk_threads;
+    pk_runtime_t *wk_rt;
+    ck_ring_t wk_ring; /* multi-producer, multi-consumer job queue */
+    ck_ring_buffer_t *wk_slots;
+    sem_t wk_sem;      /* counts queued jobs; workers sleep on it */
+    unsigned wk_stop;  /* atomic */
+} pk_workers_t;
+
+struct pk_runtime {
+    const pk_config_t *rt_cfg;
+    unsigned rt_nactors;
+    pk_actor_t *rt_actors;
+    h2o_globalconf_t rt_h2o;
+    pk_jwt_key_t rt_jwt;
+    /* A real hash of a random password: sign-in verifies against it when
+     * the username is unknown, so both failures take the same time. */
+    char rt_dummy_pwhash[PK_PASSWORD_ENCODED_BYTES_MAX];
+    pk_workers_t rt_workers;
+    void *rt_ssl_ctx; /* SSL_CTX*, NULL without TLS */
+    uint16_t rt_port;   /* bound port (resolves --listen with port 0) */
+    unsigned rt_started; /* actors whose loop runs (atomic) */
+    unsigned rt_stopping; /* set once by the signal thread (atomic) */
+};
+
+/*
+ * Opens every shard's store and binds the listeners; no thread runs yet, so
+ * the caller may still use the stores (start-up work like the admin
+ * bootstrap).  Returns 0 or a negative error (everything is closed again).
+ */
+int pk_runtime_open(pk_runtime_t *rt, const pk_config_t *cfg, unsigned nshards) PK_MUST_USE;
+
+/* Starts the worker pool and the actor threads.  Returns 0 or an error
+ * (the runtime is then closed). */
+int pk_runtime_launch(pk_runtime_t *rt) PK_MUST_USE;
+
+/* Asks every thread to stop accepting, finish in-flight work and exit, then
+ * joins them and closes the shards. */
+void pk_runtime_stop(pk_runtime_t *rt);
+
+/* True once every actor loop runs and the runtime is not stopping. */
+bool pk_runtime_ready(pk_runtime_t *rt);
+
+/* The actor whose loop runs ctx. */
+pk_actor_t *pk_actor_of_ctx(h2o_context_t *ctx);
+
+/* Allocates a zeroed message owned by origin.  Returns NULL when origin is
+ * at PK_INFLIGHT_MAX or memory is exhausted. */
+pk_msg_t *pk_msg_new(pk_actor_t *origin);
+/* Frees a message on its origin thread. */
+void pk_msg_free(pk_actor_t *origin, pk_msg_t *msg);
+
+/* Sets a 4xx/5xx answer on msg (code and message must be static strings). */
+void pk_msg_error(pk_msg_t *msg, int status, const char *code, const char *message);
+
+/*
+ * Sends msg (m_op, m_shard, m_done set) to its shard.  Returns 0, or
+ * PK_EFULL when the shard's inbox is full, or PK_ESHUTDOWN; on failure the
+ * message stays with the caller.
+ */
+int pk_actor_send(pk_actor_t *origin, pk_msg_t *msg) PK_MUST_USE;
+
+/* Queues msg (m_work, m_done set) on the worker pool.  Same returns. */
+int pk_actor_work(pk_actor_t *origin, pk_msg_t *msg) PK_MUST_USE;
+
+int pk_workers_start(pk_workers_t *wk, pk_runtime_t *rt, unsigned count) PK_MUST_USE;
+void pk_workers_stop(pk_workers_t *wk);
+
+#endif

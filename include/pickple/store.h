@@ -1,0 +1,115 @@
+/*
+ * Storage: one LMDB environment per shard under the data directory, records
+ * encoded with MessagePack, ids that carry their shard.
+ *
+ * Layout of a data directory:
+ *   FORMAT            "pickple-data-format 1\nshards N\n", written once
+ *   jwt-secret        generated HS256 key (mode 0600) unless configured
+ *   shard-NN/         one LMDB environment per shard
+ *
+ * Ids: id = seq * nshards + shard with seq >= 1, so any thread finds the
+ * owner of an id as id % nshards without a lookup.  Ids stay below 2^53.
+ *
+ * Caveats:
+ * - A shard's environment is used only by its owning actor thread: LMDB
+ *   allows one write transaction per environment, and a transaction must
+ *   never be handed to another thread.
+ * - Any error inside a write transaction poisons it: the caller aborts and
+ *   answers every request of the batch with 503 (pk_store_abort resets the
+ *   in-memory counters that the transaction advanced).
+ */
+#ifndef PICKPLE_STORE_H
+#define PICKPLE_STORE_H
+
+#include <lmdb.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pickple/common.h"
+#include "pickple/out.h"
+
+#define PK_DATA_FORMAT 1
+#define PK_ID_MAX ((1ull << 53) - 1)
+
+typedef enum pk_table {
+    PK_TBL_META = 0,  /* string keys: "format", "seq.<kind>" -> u64 */
+    PK_TBL_USERS,     /* u64 id -> user record */
+    PK_TBL_USERNAMES, /* username -> u64 id */
+    PK_TBL_OUTBOX,    /* u64 seq -> event record */
+    PK_TBL_COUNT,
+} pk_table_t;
+
+/* Id sequences, one counter per kind and shard. */
+typedef enum pk_seq {
+    PK_SEQ_USER = 0,
+    PK_SEQ_PRODUCT,
+    PK_SEQ_SALE,
+    PK_SEQ_ORDER,
+    PK_SEQ_PAYMENT,
+    PK_SEQ_DELIVERY,
+    PK_SEQ_NOTIFICATION,
+    PK_SEQ_COUNT,
+} pk_seq_t;
+
+typedef struct pk_store {
+    MDB_env *st_env;
+    MDB_dbi st_dbi[PK_TBL_COUNT];
+    unsigned st_shard;
+    unsigned st_nshards;
+    uint64_t st_seq[PK_SEQ_COUNT]; /* last used sequence number per kind */
+    uint64_t st_outbox_next;       /* next outbox sequence number */
+    bool st_seq_dirty;
+} pk_store_t;
+
+/*
+ * Prepares data_dir: creates it and FORMAT on first use; otherwise reads
+ * FORMAT, refusing a format other than PK_DATA_FORMAT (PK_EVERSION) and
+ * returning the recorded shard count in *nshards.  On first use *nshards is
+ * the requested count.  err receives a one-line message on failure.
+ */
+int pk_data_dir_init(const char *data_dir, unsigned *nshards, char *err, size_t err_size) PK_MUST_USE;
+
+/*
+ * Opens (creating on first use) shard's environment with map_bytes of
+ * address space.  sync_full: fsync on every commit; else MDB_NOSYNC (the OS
+ * flushes; a process crash loses nothing, a power loss may).  Returns 0,
+ * PK_EVERSION for an unknown stored format, or PK_ESTORE.
+ */
+int pk_store_open(pk_store_t *st, const char *data_dir, unsigned shard, unsigned nshards, bool sync_full,
+                  size_t map_bytes) PK_MUST_USE;
+void pk_store_close(pk_store_t *st);
+
+/* Begins a transaction (read-only or write).  Returns 0 or PK_ESTORE. */
+int pk_store_begin(pk_store_t *st, bool readonly, MDB_txn **txn) PK_MUST_USE;
+/* Commits a write transaction, persisting advanced counters first.
+ * Returns 0 or PK_ESTORE (the transaction is gone either way). */
+int pk_store_commit(pk_store_t *st, MDB_txn *txn) PK_MUST_USE;
+/* Aborts and rolls the in-memory counters back to what is stored. */
+void pk_store_abort(pk_store_t *st, MDB_txn *txn);
+
+/* Allocates the next id of kind in this shard. */
+uint64_t pk_store_next_id(pk_store_t *st, pk_seq_t kind);
+
+/* Big-endian u64 keys sort numerically in LMDB's default comparison. */
+void pk_store_key_u64(uint64_t v, uint8_t out[8]);
+uint64_t pk_store_u64_of_key(const MDB_val *key);
+
+/* Reads tbl[id].  Returns 0 with *val pointing into the map (valid until the
+ * transaction ends), PK_ENOTFOUND, or PK_ESTORE. */
+int pk_store_get_id(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t id, MDB_val *val) PK_MUST_USE;
+/* Writes tbl[id] = data.  Returns 0 or PK_ESTORE. */
+int pk_store_put_id(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t id, const void *data, size_t len)
+    PK_MUST_USE;
+
+/*
+ * Appends an event to the outbox in txn: the value the Kafka mirror ships,
+ * {"event_id":"<shard>-<seq>","type":type,"occurred_at":..,"data":data_json}
+ * keyed by key_id on the topic of type's prefix.  Returns 0 or PK_ESTORE.
+ */
+int pk_store_outbox_append(pk_store_t *st, MDB_txn *txn, const char *type, uint64_t key_id, int64_t now_ms,
+                           const char *data_json, size_t data_len) PK_MUST_USE;
+
+/* Number of events waiting in the outbox (for logs and metrics). */
+int pk_store_outbox_count(pk_store_t *st, uint64_t *count) PK_MUST_USE;
+
+#endif

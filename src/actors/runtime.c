@@ -1,0 +1,380 @@
+/* Actor threads: event loops, listeners, the batch loop with group commit,
+ * reply routing and graceful shutdown. */
+#include <arpa/inet.h>
+#include <assert.h>
+#include <ck_pr.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "pickple/actor.h"
+#include "pickple/http.h"
+#include "pickple/log.h"
+
+#define PK__SHUTDOWN_LINGER_NS (300ull * 1000 * 1000)
+#define PK__SHUTDOWN_MAX_NS (30ull * 1000 * 1000 * 1000)
+#define PK__MAP_BYTES ((size_t)8 << 30)
+
+pk_actor_t *pk_actor_of_ctx(h2o_context_t *ctx)
+{
+    return (pk_actor_t *)((char *)ctx - offsetof(pk_actor_t, a_ctx));
+}
+
+pk_msg_t *pk_msg_new(pk_actor_t *origin)
+{
+    if (origin->a_inflight >= PK_INFLIGHT_MAX)
+        return NULL;
+    pk_msg_t *msg = calloc(1, sizeof(*msg));
+    if (msg == NULL)
+        return NULL;
+    msg->m_origin = (uint16_t)origin->a_index;
+    /* Relaxed store: other threads only read it to decide shutdown
+     * quiescence, which re-checks over a linger period. */
+    ck_pr_store_uint(&origin->a_inflight, origin->a_inflight + 1);
+    return msg;
+}
+
+void pk_msg_free(pk_actor_t *origin, pk_msg_t *msg)
+{
+    assert(msg->m_origin == origin->a_index);
+    assert(origin->a_inflight > 0);
+    pk_buf_free(&msg->m_body);
+    free(msg);
+    ck_pr_store_uint(&origin->a_inflight, origin->a_inflight - 1);
+}
+
+void pk_msg_error(pk_msg_t *msg, int status, const char *code, const char *message)
+{
+    pk_buf_free(&msg->m_body);
+    msg->m_status = status;
+    msg->m_err_code = code;
+    msg->m_err_message = message;
+}
+
+int pk_actor_send(pk_actor_t *origin, pk_msg_t *msg)
+{
+    pk_runtime_t *rt = origin->a_rt;
+    assert(msg->m_op != NULL && msg->m_done != NULL);
+    assert(msg->m_shard < rt->rt_nactors);
+    msg->m_origin = (uint16_t)origin->a_index;
+    pk_actor_t *owner = &rt->rt_actors[msg->m_shard];
+    int rc = pk_mbox_push(&owner->a_inbox, msg);
+    if (rc != 0)
+        origin->a_stats.as_rejected_full++;
+    return rc;
+}
+
+/* Hands a finished message back to its origin: directly when that is this
+ * thread, else through the origin's reply box. */
+static void pk__reply(pk_actor_t *self, pk_msg_t *msg)
+{
+    if (msg->m_origin == self->a_index) {
+        msg->m_done(self, msg);
+        return;
+    }
+    pk_actor_t *origin = &self->a_rt->rt_actors[msg->m_origin];
+    int rc = pk_mbox_push(&origin->a_replies, msg);
+    /* Never full: the origin keeps fewer live messages than it holds. */
+    assert(rc == 0);
+    (void)rc;
+}
+
+/*
+ * Applies up to PK_BATCH_MAX queued messages in one transaction and commits
+ * once before any reply leaves: an acknowledged change is durable, and
+ * nothing unacknowledged was visible to anyone.
+ */
+static void pk__apply_batch(pk_actor_t *a)
+{
+    pk_msg_t *batch[PK_BATCH_MAX];
+    unsigned n = 0;
+    bool readonly = true;
+    pk_msg_t *msg;
+    while (n < PK_BATCH_MAX && (msg = pk_mbox_pop(&a->a_inbox)) != NULL) {
+        batch[n++] = msg;
+        readonly = readonly && msg->m_op->op_readonly;
+    }
+    if (n == 0)
+        return;
+    MDB_txn *txn = NULL;
+    int rc = pk_store_begin(&a->a_store, readonly, &txn);
+    unsigned applied = 0;
+    for (; rc == 0 && applied < n; applied++) {
+        msg = batch[applied];
+        msg->m_status = 0;
+        rc = msg->m_op->op_apply(a, txn, msg);
+        assert(rc != 0 || msg->m_status != 0);
+    }
+    if (rc == 0) {
+        if (readonly) {
+            mdb_txn_abort(txn);
+        } else {
+            rc = pk_store_commit(&a->a_store, txn);
+            a->a_stats.as_batches++;
+            a->a_stats.as_batch_msgs += n;
+            if (n > a->a_stats.as_batch_max)
+                a->a_stats.as_batch_max = n;
+        }
+    } else if (txn != NULL) {
+        pk_store_abort(&a->a_store, txn);
+    }
+    if (rc != 0) {
+        a->a_stats.as_store_errors++;
+        pk_log_error("shard=%u batch of %u aborted: %s", a->a_index, n, pk_strerror(rc));
+        for (unsigned i = 0; i < n; i++)
+            pk_msg_error(batch[i], 503, "unavailable", "storage failure; nothing was changed, retry later");
+    }
+    for (unsigned i = 0; i < n; i++)
+        pk__reply(a, batch[i]);
+}
+
+static void pk__on_wake(h2o_socket_t *sock, const char *err)
+{
+    pk_actor_t *a = sock->data;
+    pk_msg_t *msg;
+    pk_waker_drain(&a->a_waker);
+    /* Replies first: they finish requests and free memory. */
+    for (unsigned i = 0; i < PK_REPLY_CAPACITY && (msg = pk_mbox_pop(&a->a_replies)) != NULL; i++)
+        msg->m_done(a, msg);
+    pk__apply_batch(a);
+    if (pk_mbox_size(&a->a_inbox) > 0 || pk_mbox_size(&a->a_replies) > 0)
+        pk_waker_kick(&a->a_waker);
+}
+
+static void pk__on_accept(h2o_socket_t *listener, const char *err)
+{
+    pk_actor_t *a = listener->data;
+    if (err != NULL)
+        return;
+    for (int i = 0; i < 64; i++) {
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (sock == NULL)
+            break;
+        h2o_accept(&a->a_accept, sock);
+    }
+}
+
+static bool pk__quiescent(pk_runtime_t *rt)
+{
+    for (unsigned i = 0; i < rt->rt_nactors; i++) {
+        pk_actor_t *o = &rt->rt_actors[i];
+        if (ck_pr_load_uint(&o->a_inflight) != 0 || pk_mbox_size(&o->a_inbox) != 0)
+            return false;
+    }
+    return true;
+}
+
+static void *pk__actor_main(void *arg)
+{
+    pk_actor_t *a = arg;
+    pk_runtime_t *rt = a->a_rt;
+    uint64_t stop_at = 0, quiet_since = 0;
+
+    a->a_loop = h2o_evloop_create();
+    h2o_context_init(&a->a_ctx, a->a_loop, &rt->rt_h2o);
+    a->a_accept.ctx = &a->a_ctx;
+    a->a_accept.hosts = rt->rt_h2o.hosts;
+    a->a_accept.ssl_ctx = rt->rt_ssl_ctx;
+    a->a_listener = h2o_evloop_socket_create(a->a_loop, a->a_listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+    a->a_listener->data = a;
+    h2o_socket_read_start(a->a_listener, pk__on_accept);
+    a->a_wake_sock = h2o_evloop_socket_create(a->a_loop, a->a_waker.wk_fd, H2O_SOCKET_FLAG_DONT_READ);
+    a->a_wake_sock->data = a;
+    h2o_socket_read_start(a->a_wake_sock, pk__on_wake);
+    /* Messages may have arrived before the loop watched the eventfd. */
+    pk_waker_kick(&a->a_waker);
+    ck_pr_inc_uint(&rt->rt_started);
+
+    while (!a->a_exit) {
+        bool stopping = ck_pr_load_uint(&rt->rt_stopping) != 0;
+        h2o_evloop_run(a->a_loop, stopping ? 20 : INT32_MAX);
+        if (!ck_pr_load_uint(&rt->rt_stopping))
+            continue;
+        uint64_t now = pk_mono_ns();
+        if (!a->a_shutdown_started) {
+            /* Stop accepting; ask HTTP/2 peers to stop opening streams. */
+            a->a_shutdown_started = true;
+            stop_at = now;
+            h2o_socket_read_stop(a->a_listener);
+            h2o_socket_close(a->a_listener);
+            a->a_listener = NULL;
+            h2o_context_request_shutdown(&a->a_ctx);
+        }
+        if (pk__quiescent(rt)) {
+            /* Linger so the last answers leave the socket buffers. */
+            if (quiet_since == 0)
+                quiet_since = now;
+            else if (now - quiet_since > PK__SHUTDOWN_LINGER_NS)
+                a->a_exit = true;
+        } else {
+            quiet_since = 0;
+        }
+        if (now - stop_at > PK__SHUTDOWN_MAX_NS) {
+            pk_log_warn("shard=%u shutdown timed out with %u requests in flight", a->a_index, a->a_inflight);
+            a->a_exit = true;
+        }
+    }
+    return NULL;
+}
+
+/* Creates a listening socket with SO_REUSEPORT so each actor accepts on its
+ * own queue and the kernel spreads connections. */
+static int pk__listen(const char *host, uint16_t port, uint16_t *bound_port)
+{
+    struct addrinfo hints = {0}, *res = NULL;
+    char portstr[8];
+    int fd = -1, on = 1;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    snprintf(portstr, sizeof(portstr), "%u", port);
+    int gai = getaddrinfo(host, portstr, &hints, &res);
+    if (gai != 0) {
+        pk_log_error("cannot resolve listen address %s: %s", host, gai_strerror(gai));
+        return -EINVAL;
+    }
+    fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        goto fail;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0)
+        goto fail;
+    if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 4096) != 0)
+        goto fail;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
+        goto fail;
+    *bound_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                 : ((struct sockaddr_in *)&ss)->sin_port);
+    freeaddrinfo(res);
+    return fd;
+fail:;
+    int rc = -errno;
+    pk_log_error("cannot listen on %s:%u: %s", host, port, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(res);
+    return rc;
+}
+
+static void pk__close_all(pk_runtime_t *rt, unsigned opened);
+
+int pk_runtime_open(pk_runtime_t *rt, const pk_config_t *cfg, unsigned nshards)
+{
+    int rc;
+    unsigned opened = 0;
+    rt->rt_cfg = cfg;
+    rt->rt_nactors = nshards;
+    rt->rt_actors = aligned_alloc(PK_CACHE_LINE, sizeof(pk_actor_t) * nshards);
+    if (rt->rt_actors == NULL)
+        return -ENOMEM;
+    memset(rt->rt_actors, 0, sizeof(pk_actor_t) * nshards);
+
+    uint16_t port = cfg->cf_listen_port;
+    for (unsigned i = 0; i < nshards; i++) {
+        pk_actor_t *a = &rt->rt_actors[i];
+        a->a_rt = rt;
+        a->a_index = i;
+        a->a_listen_fd = -1;
+        a->a_waker.wk_fd = -1;
+        if ((rc = pk_store_open(&a->a_store, cfg->cf_data_dir, i, nshards, cfg->cf_sync_full, PK__MAP_BYTES)) != 0)
+            goto fail;
+        opened++;
+        if ((rc = pk_waker_init(&a->a_waker)) != 0 ||
+            (rc = pk_mbox_init(&a->a_inbox, PK_INBOX_CAPACITY, &a->a_waker)) != 0 ||
+            (rc = pk_mbox_init(&a->a_replies, PK_REPLY_CAPACITY, &a->a_waker)) != 0)
+            goto fail;
+        /* Port 0 binds an ephemeral port once; the others share it. */
+        rc = pk__listen(cfg->cf_listen_host, port, &port);
+        if (rc < 0)
+            goto fail;
+        a->a_listen_fd = rc;
+    }
+    rt->rt_port = port;
+    return 0;
+fail:
+    pk__close_all(rt, opened);
+    return rc;
+}
+
+int pk_runtime_launch(pk_runtime_t *rt)
+{
+    int rc;
+    unsigned started = 0, nshards = rt->rt_nactors;
+    const pk_config_t *cfg = rt->rt_cfg;
+    if ((rc = pk_workers_start(&rt->rt_workers, rt, nshards < 2 ? 2 : nshards)) != 0)
+        goto fail;
+    for (unsigned i = 0; i < nshards; i++) {
+        if (pthread_create(&rt->rt_actors[i].a_thread, NULL, pk__actor_main, &rt->rt_actors[i]) != 0) {
+            rc = -EAGAIN;
+            ck_pr_store_uint(&rt->rt_stopping, 1);
+            for (unsigned j = 0; j < started; j++) {
+                pk_waker_kick(&rt->rt_actors[j].a_waker);
+                pthread_join(rt->rt_actors[j].a_thread, NULL);
+            }
+            pk_workers_stop(&rt->rt_workers);
+            goto fail;
+        }
+        started++;
+    }
+    pk_log_info("listening on %s:%u with %u actor threads (http/1.1, h2c%s)", cfg->cf_listen_host, rt->rt_port,
+                nshards, rt->rt_ssl_ctx ? ", h2 over TLS" : "");
+    return 0;
+fail:
+    pk__close_all(rt, nshards);
+    return rc;
+}
+
+static void pk__close_all(pk_runtime_t *rt, unsigned opened)
+{
+    for (unsigned i = 0; i < rt->rt_nactors; i++) {
+        pk_actor_t *a = &rt->rt_actors[i];
+        if (a->a_listen_fd >= 0)
+            close(a->a_listen_fd);
+        pk_mbox_destroy(&a->a_inbox);
+        pk_mbox_destroy(&a->a_replies);
+        pk_waker_destroy(&a->a_waker);
+        if (i < opened)
+            pk_store_close(&a->a_store);
+    }
+    free(rt->rt_actors);
+    rt->rt_actors = NULL;
+}
+
+bool pk_runtime_ready(pk_runtime_t *rt)
+{
+    return ck_pr_load_uint(&rt->rt_started) == rt->rt_nactors && ck_pr_load_uint(&rt->rt_stopping) == 0;
+}
+
+void pk_runtime_stop(pk_runtime_t *rt)
+{
+    ck_pr_store_uint(&rt->rt_stopping, 1);
+    for (unsigned i = 0; i < rt->rt_nactors; i++)
+        pk_waker_kick(&rt->rt_actors[i].a_waker);
+    for (unsigned i = 0; i < rt->rt_nactors; i++)
+        pthread_join(rt->rt_actors[i].a_thread, NULL);
+    pk_workers_stop(&rt->rt_workers);
+    uint64_t batches = 0, msgs = 0, max = 0;
+    for (unsigned i = 0; i < rt->rt_nactors; i++) {
+        pk_actor_t *a = &rt->rt_actors[i];
+        batches += a->a_stats.as_batches;
+        msgs += a->a_stats.as_batch_msgs;
+        if (a->a_stats.as_batch_max > max)
+            max = a->a_stats.as_batch_max;
+        pk_store_close(&a->a_store);
+        pk_mbox_destroy(&a->a_inbox);
+        pk_mbox_destroy(&a->a_replies);
+        pk_waker_destroy(&a->a_waker);
+    }
+    pk_log_info("stopped: %llu group commits, %llu messages, largest batch %llu", (unsigned long long)batches,
+                (unsigned long long)msgs, (unsigned long long)max);
+    free(rt->rt_actors);
+    rt->rt_actors = NULL;
+}

@@ -1,0 +1,261 @@
+/* JSON / MessagePack document writer. */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pickple/out.h"
+
+int pk_buf_append(pk_buf_t *b, const void *data, size_t len)
+{
+    if (len > PK_OUT_BYTES_MAX || b->b_len + len > PK_OUT_BYTES_MAX)
+        return -ENOSPC;
+    if (b->b_len + len > b->b_cap) {
+        size_t cap = b->b_cap ? b->b_cap : 256;
+        while (cap < b->b_len + len)
+            cap *= 2;
+        char *p = realloc(b->b_data, cap);
+        if (p == NULL)
+            return -ENOMEM;
+        b->b_data = p;
+        b->b_cap = cap;
+    }
+    memcpy(b->b_data + b->b_len, data, len);
+    b->b_len += len;
+    return 0;
+}
+
+void pk_buf_free(pk_buf_t *b)
+{
+    free(b->b_data);
+    b->b_data = NULL;
+    b->b_len = b->b_cap = 0;
+}
+
+static int pk__pack_write(void *data, const char *buf, size_t len)
+{
+    pk_out_t *o = data;
+    int rc = pk_buf_append(&o->o_buf, buf, len);
+    if (rc != 0 && o->o_err == 0)
+        o->o_err = rc;
+    return rc;
+}
+
+void pk_out_init(pk_out_t *o, pk_fmt_t fmt)
+{
+    memset(o, 0, sizeof(*o));
+    o->o_fmt = fmt;
+    msgpack_packer_init(&o->o_pk, o, pk__pack_write);
+}
+
+static void pk__raw(pk_out_t *o, const char *s, size_t len)
+{
+    if (o->o_err == 0) {
+        int rc = pk_buf_append(&o->o_buf, s, len);
+        if (rc != 0)
+            o->o_err = rc;
+    }
+}
+
+/* Before every value (JSON): the separator owed to the enclosing container. */
+static void pk__value_begin(pk_out_t *o)
+{
+    if (o->o_depth > 0 && !o->o_after_key) {
+        if (o->o_count[o->o_depth - 1]++ > 0 && o->o_fmt == PK_FMT_JSON)
+            pk__raw(o, ",", 1);
+    }
+    o->o_after_key = false;
+}
+
+static void pk__open(pk_out_t *o, uint32_t n, bool map)
+{
+    pk__value_begin(o);
+    if (o->o_depth >= PK_OUT_DEPTH_MAX) {
+        o->o_err = -ENOSPC;
+        return;
+    }
+    o->o_expected[o->o_depth] = n;
+    o->o_count[o->o_depth] = 0;
+    o->o_is_map[o->o_depth] = map;
+    o->o_depth++;
+    if (o->o_fmt == PK_FMT_JSON)
+        pk__raw(o, map ? "{" : "[", 1);
+    else if (map)
+        msgpack_pack_map(&o->o_pk, n);
+    else
+        msgpack_pack_array(&o->o_pk, n);
+}
+
+void pk_out_map(pk_out_t *o, uint32_t pairs)
+{
+    pk__open(o, pairs, true);
+}
+
+void pk_out_array(pk_out_t *o, uint32_t items)
+{
+    pk__open(o, items, false);
+}
+
+void pk_out_end(pk_out_t *o)
+{
+    assert(o->o_depth > 0);
+    assert(!o->o_after_key);
+    o->o_depth--;
+    /* A map counts its keys: values follow a key and are not counted. */
+    assert(o->o_count[o->o_depth] == o->o_expected[o->o_depth]);
+    if (o->o_fmt == PK_FMT_JSON)
+        pk__raw(o, o->o_is_map[o->o_depth] ? "}" : "]", 1);
+}
+
+static void pk__json_string(pk_out_t *o, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    char tmp[256];
+    size_t t = 0;
+    tmp[t++] = '"';
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (t + 8 > sizeof(tmp)) {
+            pk__raw(o, tmp, t);
+            t = 0;
+        }
+        if (c == '"' || c == '\\') {
+            tmp[t++] = '\\';
+            tmp[t++] = (char)c;
+        } else if (c < 0x20 || c == 0x7f) {
+            tmp[t++] = '\\';
+            tmp[t++] = 'u';
+            tmp[t++] = '0';
+            tmp[t++] = '0';
+            tmp[t++] = hex[c >> 4];
+            tmp[t++] = hex[c & 15];
+        } else {
+            tmp[t++] = (char)c;
+        }
+    }
+    tmp[t++] = '"';
+    pk__raw(o, tmp, t);
+}
+
+void pk_out_key(pk_out_t *o, const char *key)
+{
+    size_t len = strlen(key);
+    assert(o->o_depth > 0 && !o->o_after_key);
+    pk__value_begin(o);
+    if (o->o_fmt == PK_FMT_JSON) {
+        pk__json_string(o, key, len);
+        pk__raw(o, ":", 1);
+    } else {
+        msgpack_pack_str(&o->o_pk, len);
+        msgpack_pack_str_body(&o->o_pk, key, len);
+    }
+    o->o_after_key = true;
+}
+
+void pk_out_str(pk_out_t *o, const char *s, size_t len)
+{
+    pk__value_begin(o);
+    if (o->o_fmt == PK_FMT_JSON) {
+        pk__json_string(o, s, len);
+    } else {
+        msgpack_pack_str(&o->o_pk, len);
+        msgpack_pack_str_body(&o->o_pk, s, len);
+    }
+}
+
+void pk_out_cstr(pk_out_t *o, const char *s)
+{
+    pk_out_str(o, s, strlen(s));
+}
+
+void pk_out_u64(pk_out_t *o, uint64_t v)
+{
+    pk__value_begin(o);
+    if (o->o_fmt == PK_FMT_JSON) {
+        char tmp[24];
+        int n = snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)v);
+        pk__raw(o, tmp, (size_t)n);
+    } else {
+        msgpack_pack_uint64(&o->o_pk, v);
+    }
+}
+
+void pk_out_i64(pk_out_t *o, int64_t v)
+{
+    pk__value_begin(o);
+    if (o->o_fmt == PK_FMT_JSON) {
+        char tmp[24];
+        int n = snprintf(tmp, sizeof(tmp), "%lld", (long long)v);
+        pk__raw(o, tmp, (size_t)n);
+    } else {
+        msgpack_pack_int64(&o->o_pk, v);
+    }
+}
+
+void pk_out_bool(pk_out_t *o, bool v)
+{
+    pk__value_begin(o);
+    if (o->o_fmt == PK_FMT_JSON)
+        pk__raw(o, v ? "true" : "false", v ? 4 : 5);
+    else if (v)
+        msgpack_pack_true(&o->o_pk);
+    else
+        msgpack_pack_false(&o->o_pk);
+}
+
+void pk_out_null(pk_out_t *o)
+{
+    pk__value_begin(o);
+    if (o->o_fmt == PK_FMT_JSON)
+        pk__raw(o, "null", 4);
+    else
+        msgpack_pack_nil(&o->o_pk);
+}
+
+void pk_out_time(pk_out_t *o, int64_t ms)
+{
+    char ts[40];
+    int n = pk_time_format(ms, ts, sizeof(ts));
+    pk_out_str(o, ts, (size_t)n);
+}
+
+void pk_out_raw_json(pk_out_t *o, const char *json, size_t len)
+{
+    assert(o->o_fmt == PK_FMT_JSON);
+    pk__value_begin(o);
+    pk__raw(o, json, len);
+}
+
+int pk_out_finish(pk_out_t *o, pk_buf_t *out)
+{
+    assert(o->o_err != 0 || o->o_depth == 0);
+    if (o->o_err != 0) {
+        int rc = o->o_err;
+        pk_buf_free(&o->o_buf);
+        return rc;
+    }
+    *out = o->o_buf;
+    memset(&o->o_buf, 0, sizeof(o->o_buf));
+    return 0;
+}
+
+void pk_out_discard(pk_out_t *o)
+{
+    pk_buf_free(&o->o_buf);
+}
+
+int pk_out_error(pk_fmt_t fmt, const char *code, const char *message, pk_buf_t *out)
+{
+    pk_out_t o;
+    pk_out_init(&o, fmt);
+    pk_out_map(&o, 1);
+    pk_out_key(&o, "error");
+    pk_out_map(&o, 2);
+    pk_out_key(&o, "code");
+    pk_out_cstr(&o, code);
+    pk_out_key(&o, "message");
+    pk_out_cstr(&o, message);
+    pk_out_end(&o);
+    pk_out_end(&o);
+    return pk_out_finish(&o, out);
+}

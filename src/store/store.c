@@ -1,0 +1,361 @@
+/* LMDB environments, one per shard; id sequences; the outbox. */
+#include <assert.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pickple/codec.h"
+#include "pickple/log.h"
+#include "pickple/store.h"
+
+static const char *const pk__table_names[PK_TBL_COUNT] = {"meta", "users", "usernames", "outbox"};
+static const char *const pk__seq_keys[PK_SEQ_COUNT] = {
+    "seq.user", "seq.product", "seq.sale", "seq.order", "seq.payment", "seq.delivery", "seq.notification",
+};
+
+static int pk__mkdir(const char *path)
+{
+    if (mkdir(path, 0700) == 0 || errno == EEXIST)
+        return 0;
+    return -errno;
+}
+
+int pk_data_dir_init(const char *data_dir, unsigned *nshards, char *err, size_t err_size)
+{
+    char path[PATH_MAX + 32], text[128];
+    int rc = pk__mkdir(data_dir);
+    if (rc != 0) {
+        snprintf(err, err_size, "cannot create data directory %s: %s", data_dir, strerror(-rc));
+        return rc;
+    }
+    snprintf(path, sizeof(path), "%s/FORMAT", data_dir);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        if (errno != ENOENT) {
+            snprintf(err, err_size, "cannot read %s: %s", path, strerror(errno));
+            return -errno;
+        }
+        /* First use: write FORMAT through a temporary file and rename, so a
+         * crash never leaves a half-written one. */
+        char tmp[PATH_MAX + 48];
+        snprintf(tmp, sizeof(tmp), "%s/FORMAT.tmp", data_dir);
+        int fd = open(tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+        if (fd < 0)
+            goto write_fail;
+        int n = snprintf(text, sizeof(text), "pickple-data-format %d\nshards %u\n", PK_DATA_FORMAT, *nshards);
+        if (write(fd, text, (size_t)n) != n || fsync(fd) != 0) {
+            close(fd);
+            goto write_fail;
+        }
+        close(fd);
+        if (rename(tmp, path) != 0)
+            goto write_fail;
+        return 0;
+    write_fail:
+        snprintf(err, err_size, "cannot write %s: %s", path, strerror(errno));
+        return -errno;
+    }
+    int format = -1;
+    unsigned shards = 0;
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    if (sscanf(text, "pickple-data-format %d\nshards %u", &format, &shards) != 2 || shards == 0 || shards > 64) {
+        snprintf(err, err_size, "%s is not a pickple data directory (unreadable FORMAT file)", data_dir);
+        return PK_EFORMAT;
+    }
+    if (format != PK_DATA_FORMAT) {
+        snprintf(err, err_size,
+                 "data directory %s has format %d; this pickple %s reads format %d only and will not "
+                 "reinterpret it",
+                 data_dir, format, PK_VERSION, PK_DATA_FORMAT);
+        return PK_EVERSION;
+    }
+    *nshards = shards;
+    return 0;
+}
+
+void pk_store_key_u64(uint64_t v, uint8_t out[8])
+{
+    for (int i = 7; i >= 0; i--) {
+        out[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+uint64_t pk_store_u64_of_key(const MDB_val *key)
+{
+    const uint8_t *p = key->mv_data;
+    uint64_t v = 0;
+    assert(key->mv_size == 8);
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static int pk__meta_get_u64(pk_store_t *st, MDB_txn *txn, const char *name, uint64_t *out)
+{
+    MDB_val k = {strlen(name), (void *)name}, v;
+    int rc = mdb_get(txn, st->st_dbi[PK_TBL_META], &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return PK_ENOTFOUND;
+    if (rc != 0 || v.mv_size != 8)
+        return PK_ESTORE;
+    *out = pk_store_u64_of_key(&v);
+    return 0;
+}
+
+static int pk__meta_put_u64(pk_store_t *st, MDB_txn *txn, const char *name, uint64_t value)
+{
+    uint8_t buf[8];
+    pk_store_key_u64(value, buf);
+    MDB_val k = {strlen(name), (void *)name}, v = {8, buf};
+    return mdb_put(txn, st->st_dbi[PK_TBL_META], &k, &v, 0) == 0 ? 0 : PK_ESTORE;
+}
+
+/* Loads the counters from what is committed. */
+static int pk__load_counters(pk_store_t *st, MDB_txn *txn)
+{
+    for (int i = 0; i < PK_SEQ_COUNT; i++) {
+        int rc = pk__meta_get_u64(st, txn, pk__seq_keys[i], &st->st_seq[i]);
+        if (rc == PK_ENOTFOUND)
+            st->st_seq[i] = 0;
+        else if (rc != 0)
+            return rc;
+    }
+    MDB_cursor *cur;
+    MDB_val k, v;
+    if (mdb_cursor_open(txn, st->st_dbi[PK_TBL_OUTBOX], &cur) != 0)
+        return PK_ESTORE;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    if (rc == 0) {
+        st->st_outbox_next = pk_store_u64_of_key(&k) + 1;
+    } else if (rc == MDB_NOTFOUND) {
+        /* An empty outbox after trimming must not reuse event ids. */
+        uint64_t next = 1;
+        int mrc = pk__meta_get_u64(st, txn, "outbox.next", &next);
+        if (mrc != 0 && mrc != PK_ENOTFOUND) {
+            mdb_cursor_close(cur);
+            return mrc;
+        }
+        st->st_outbox_next = next;
+    } else {
+        mdb_cursor_close(cur);
+        return PK_ESTORE;
+    }
+    mdb_cursor_close(cur);
+    st->st_seq_dirty = false;
+    return 0;
+}
+
+int pk_store_open(pk_store_t *st, const char *data_dir, unsigned shard, unsigned nshards, bool sync_full,
+                  size_t map_bytes)
+{
+    char path[PATH_MAX + 32];
+    MDB_txn *txn = NULL;
+    int rc;
+    memset(st, 0, sizeof(*st));
+    st->st_shard = shard;
+    st->st_nshards = nshards;
+    snprintf(path, sizeof(path), "%s/shard-%02u", data_dir, shard);
+    if ((rc = pk__mkdir(path)) != 0) {
+        pk_log_error("shard=%u cannot create %s: %s", shard, path, strerror(-rc));
+        return PK_ESTORE;
+    }
+    if ((rc = mdb_env_create(&st->st_env)) != 0)
+        goto fail_lmdb;
+    if ((rc = mdb_env_set_maxdbs(st->st_env, PK_TBL_COUNT + 8)) != 0 ||
+        (rc = mdb_env_set_mapsize(st->st_env, map_bytes)) != 0)
+        goto fail_lmdb;
+    /* MDB_NOTLS: read transactions are not tied to OS threads' TLS slots;
+     * every transaction still stays on the owning actor thread. */
+    unsigned flags = MDB_NOTLS | (sync_full ? 0 : MDB_NOSYNC);
+    if ((rc = mdb_env_open(st->st_env, path, flags, 0600)) != 0)
+        goto fail_lmdb;
+    if ((rc = mdb_txn_begin(st->st_env, NULL, 0, &txn)) != 0)
+        goto fail_lmdb;
+    for (int i = 0; i < PK_TBL_COUNT; i++) {
+        if ((rc = mdb_dbi_open(txn, pk__table_names[i], MDB_CREATE, &st->st_dbi[i])) != 0)
+            goto fail_lmdb;
+    }
+    uint64_t format;
+    rc = pk__meta_get_u64(st, txn, "format", &format);
+    if (rc == PK_ENOTFOUND) {
+        if ((rc = pk__meta_put_u64(st, txn, "format", PK_DATA_FORMAT)) != 0)
+            goto fail;
+    } else if (rc != 0) {
+        goto fail;
+    } else if (format != PK_DATA_FORMAT) {
+        pk_log_error("shard=%u %s has format %llu; this build reads format %d only", shard, path,
+                     (unsigned long long)format, PK_DATA_FORMAT);
+        rc = PK_EVERSION;
+        goto fail;
+    }
+    if ((rc = pk__load_counters(st, txn)) != 0)
+        goto fail;
+    if ((rc = mdb_txn_commit(txn)) != 0) {
+        txn = NULL;
+        goto fail_lmdb;
+    }
+    return 0;
+
+fail_lmdb:
+    pk_log_error("shard=%u cannot open %s: %s", shard, path, mdb_strerror(rc));
+    rc = PK_ESTORE;
+fail:
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+    if (st->st_env != NULL)
+        mdb_env_close(st->st_env);
+    st->st_env = NULL;
+    return rc;
+}
+
+void pk_store_close(pk_store_t *st)
+{
+    if (st->st_env != NULL)
+        mdb_env_close(st->st_env);
+    st->st_env = NULL;
+}
+
+int pk_store_begin(pk_store_t *st, bool readonly, MDB_txn **txn)
+{
+    int rc = mdb_txn_begin(st->st_env, NULL, readonly ? MDB_RDONLY : 0, txn);
+    if (rc != 0) {
+        pk_log_error("shard=%u mdb_txn_begin: %s", st->st_shard, mdb_strerror(rc));
+        return PK_ESTORE;
+    }
+    return 0;
+}
+
+int pk_store_commit(pk_store_t *st, MDB_txn *txn)
+{
+    int rc;
+    if (st->st_seq_dirty) {
+        for (int i = 0; i < PK_SEQ_COUNT; i++) {
+            if ((rc = pk__meta_put_u64(st, txn, pk__seq_keys[i], st->st_seq[i])) != 0)
+                goto fail;
+        }
+        if ((rc = pk__meta_put_u64(st, txn, "outbox.next", st->st_outbox_next)) != 0)
+            goto fail;
+    }
+    rc = mdb_txn_commit(txn);
+    if (rc != 0) {
+        pk_log_error("shard=%u commit failed: %s", st->st_shard, mdb_strerror(rc));
+        pk_store_abort(st, NULL);
+        return PK_ESTORE;
+    }
+    st->st_seq_dirty = false;
+    return 0;
+fail:
+    pk_store_abort(st, txn);
+    return rc;
+}
+
+void pk_store_abort(pk_store_t *st, MDB_txn *txn)
+{
+    MDB_txn *rtxn;
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+    if (!st->st_seq_dirty)
+        return;
+    /* Counters advanced by the aborted transaction go back to the stored
+     * values so ids are never skipped-then-reused inconsistently. */
+    if (mdb_txn_begin(st->st_env, NULL, MDB_RDONLY, &rtxn) == 0) {
+        if (pk__load_counters(st, rtxn) != 0)
+            pk_log_error("shard=%u cannot reload counters after abort", st->st_shard);
+        mdb_txn_abort(rtxn);
+    }
+}
+
+uint64_t pk_store_next_id(pk_store_t *st, pk_seq_t kind)
+{
+    assert(kind < PK_SEQ_COUNT);
+    uint64_t seq = ++st->st_seq[kind];
+    st->st_seq_dirty = true;
+    uint64_t id = seq * st->st_nshards + st->st_shard;
+    assert(id <= PK_ID_MAX);
+    return id;
+}
+
+int pk_store_get_id(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t id, MDB_val *val)
+{
+    uint8_t kb[8];
+    pk_store_key_u64(id, kb);
+    MDB_val k = {8, kb};
+    int rc = mdb_get(txn, st->st_dbi[tbl], &k, val);
+    if (rc == MDB_NOTFOUND)
+        return PK_ENOTFOUND;
+    return rc == 0 ? 0 : PK_ESTORE;
+}
+
+int pk_store_put_id(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t id, const void *data, size_t len)
+{
+    uint8_t kb[8];
+    pk_store_key_u64(id, kb);
+    MDB_val k = {8, kb}, v = {len, (void *)data};
+    int rc = mdb_put(txn, st->st_dbi[tbl], &k, &v, 0);
+    if (rc != 0) {
+        pk_log_error("shard=%u put %s: %s", st->st_shard, pk__table_names[tbl], mdb_strerror(rc));
+        return PK_ESTORE;
+    }
+    return 0;
+}
+
+int pk_store_outbox_append(pk_store_t *st, MDB_txn *txn, const char *type, uint64_t key_id, int64_t now_ms,
+                           const char *data_json, size_t data_len)
+{
+    pk_out_t o;
+    pk_buf_t value = {0}, rec = {0};
+    char event_id[48];
+    uint64_t seq = st->st_outbox_next;
+    int rc;
+    snprintf(event_id, sizeof(event_id), "%u-%llu", st->st_shard, (unsigned long long)seq);
+    pk_out_init(&o, PK_FMT_JSON);
+    pk_out_map(&o, 4);
+    pk_out_key(&o, "event_id");
+    pk_out_cstr(&o, event_id);
+    pk_out_key(&o, "type");
+    pk_out_cstr(&o, type);
+    pk_out_key(&o, "occurred_at");
+    pk_out_time(&o, now_ms);
+    pk_out_key(&o, "data");
+    pk_out_raw_json(&o, data_json, data_len);
+    pk_out_end(&o);
+    if ((rc = pk_out_finish(&o, &value)) != 0)
+        goto fail;
+    /* Record: [1 (schema), type, key id, value JSON]. */
+    msgpack_packer pk;
+    pk_codec_packer_init(&pk, &rec);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_uint64(&pk, 1);
+    pk_codec_pack_str(&pk, type, strlen(type));
+    msgpack_pack_uint64(&pk, key_id);
+    pk_codec_pack_str(&pk, value.b_data, value.b_len);
+    if ((rc = pk_store_put_id(st, txn, PK_TBL_OUTBOX, seq, rec.b_data, rec.b_len)) != 0)
+        goto fail;
+    st->st_outbox_next = seq + 1;
+    st->st_seq_dirty = true;
+    rc = 0;
+fail:
+    pk_buf_free(&value);
+    pk_buf_free(&rec);
+    return rc == 0 ? 0 : PK_ESTORE;
+}
+
+int pk_store_outbox_count(pk_store_t *st, uint64_t *count)
+{
+    MDB_txn *txn;
+    MDB_stat stat;
+    if (mdb_txn_begin(st->st_env, NULL, MDB_RDONLY, &txn) != 0)
+        return PK_ESTORE;
+    int rc = mdb_stat(txn, st->st_dbi[PK_TBL_OUTBOX], &stat);
+    mdb_txn_abort(txn);
+    if (rc != 0)
+        return PK_ESTORE;
+    *count = stat.ms_entries;
+    return 0;
+}

@@ -1,0 +1,350 @@
+"""HTTP layer: health endpoints, routing errors, body limits, hostile input,
+HTTP/2 (h2c prior knowledge) and HTTP/1.1 on the same port."""
+
+import json
+import random
+import subprocess
+
+from pickple_harness import (DEFAULT_PASSWORD, TransportError, assert_4xx, assert_error,
+                             assert_error_shape, assert_status, is_id, run_tests, shared_server,
+                             unique_name)
+
+SIGN_UP = "/api/v1/auth/sign-up"
+ME = "/api/v1/users/me"
+LIMIT = 65536
+
+
+def srv():
+    return shared_server()
+
+
+def padded_sign_up(size, how="whitespace"):
+    """A valid sign-up body of exactly size bytes; returns (username, bytes)."""
+    name = unique_name("big")
+    body = {"username": name, "password": DEFAULT_PASSWORD, "email": f"{name}@example.com"}
+    if how == "whitespace":
+        base = json.dumps(body).encode()
+        pad = size - len(base)
+        assert pad >= 0
+        raw = base[:-1] + b" " * pad + b"}"
+    else:  # an ignored long string field
+        body["padding"] = ""
+        base = json.dumps(body).encode()
+        pad = size - len(base)
+        body["padding"] = "x" * pad
+        raw = json.dumps(body).encode()
+    assert len(raw) == size, len(raw)
+    return name, raw
+
+
+# ---------------------------------------------------------------- operations
+
+
+def test_healthz():
+    s = srv()
+    for http1 in (False, True):
+        r = s.call("GET", "/healthz", http1=http1)
+        assert_status(r, 200)
+        assert r.body == {"status": "ok"}, r
+        assert r.headers.get("content-type", "").startswith("application/json"), r
+    assert_status(s.call("GET", "/healthz?probe=1"), 200)
+
+
+def test_readyz():
+    s = srv()
+    for http1 in (False, True):
+        assert_status(s.call("GET", "/readyz", http1=http1), 200)
+
+
+def test_http2_prior_knowledge_is_really_h2():
+    s = srv()
+    r = s.call("GET", "/healthz")
+    assert r.proto == "HTTP/2", f"response protocol {r.proto!r}"
+    r1 = s.call("GET", "/healthz", http1=True)
+    assert r1.proto == "HTTP/1.1", f"response protocol {r1.proto!r}"
+
+
+# ---------------------------------------------------------------- routing errors
+
+
+def test_unknown_path_404():
+    s = srv()
+    for path in ("/api/v1/nope", "/nope", "/api/v2/auth/sign-up", "/api/v1/auth/sign-upx",
+                 "/api/v1/users/me/extra", "/"):
+        for http1 in (False, True):
+            assert_error(s.call("GET", path, http1=http1), 404, "not_found")
+    assert_error(s.call("POST", "/api/v1/nothing-here", {"a": 1}), 404, "not_found")
+
+
+def test_wrong_method_405():
+    s = srv()
+    cases = [("DELETE", SIGN_UP), ("GET", SIGN_UP), ("PUT", "/api/v1/auth/sign-in"),
+             ("POST", "/healthz"), ("DELETE", ME), ("POST", ME), ("GET", "/api/v1/users/1/role")]
+    problems = []
+    for method, path in cases:
+        for http1 in (False, True):
+            r = s.call(method, path, http1=http1)
+            try:
+                assert_error(r, 405, "method_not_allowed")
+            except AssertionError as e:
+                problems.append(f"{method} {path} ({'h1' if http1 else 'h2'}): {e}")
+    assert not problems, "\n".join(problems)
+
+
+# ---------------------------------------------------------------- body size limit
+
+
+def _check_limit(http1, how, chunked=False):
+    s = srv()
+    headers = {"Transfer-Encoding": "chunked"} if chunked else None
+    name, raw = padded_sign_up(LIMIT, how)
+    r = s.call("POST", SIGN_UP, raw_body=raw, http1=http1, headers=headers)
+    assert_status(r, 201)
+    assert r.body["username"] == name
+    name2, raw2 = padded_sign_up(LIMIT + 1, how)
+    r2 = s.call("POST", SIGN_UP, raw_body=raw2, http1=http1, headers=headers)
+    assert_error(r2, 413, "payload_too_large")
+    # the rejected body did not half-apply
+    assert_error(s.sign_in_response(name2), 401, "invalid_credentials")
+    assert s.healthy()
+
+
+def test_body_limit_h2_whitespace():
+    _check_limit(False, "whitespace")
+
+
+def test_body_limit_h2_ignored_field():
+    _check_limit(False, "field")
+
+
+def test_body_limit_http1_whitespace():
+    _check_limit(True, "whitespace")
+
+
+def test_body_limit_http1_ignored_field():
+    _check_limit(True, "field")
+
+
+def test_body_limit_http1_chunked():
+    _check_limit(True, "whitespace", chunked=True)
+
+
+def test_body_way_over_limit_h2():
+    s = srv()
+    name, raw = padded_sign_up(1024 * 1024)
+    assert_error(s.call("POST", SIGN_UP, raw_body=raw), 413, "payload_too_large")
+    assert s.healthy()
+
+
+# ---------------------------------------------------------------- hostile input
+
+
+def _hostile(label, raw, path=SIGN_UP, http1=False, content_type="application/json", shape=True):
+    s = srv()
+    try:
+        r = s.call("POST", path, raw_body=raw, http1=http1, headers={"Content-Type": content_type})
+    except TransportError as e:
+        raise AssertionError(f"{label}: no answer ({e})")
+    try:
+        if shape:
+            assert_4xx(r)
+        else:
+            assert 400 <= r.status <= 499, r
+    except AssertionError as e:
+        raise AssertionError(f"{label}: {e}")
+    assert s.healthy(), f"server stopped answering /healthz after {label}"
+    return r
+
+
+def test_garbage_bytes():
+    rnd = random.Random(1234)
+    for n in (1, 17, 1000, 60000):
+        raw = bytes(rnd.randrange(256) for _ in range(n))
+        r = _hostile(f"{n} random bytes", raw)
+        assert_error(r, 400, "invalid_request")
+    _hostile("binary over HTTP/1.1", bytes(range(256)) * 4, http1=True)
+
+
+def test_nul_bytes():
+    for label, raw in [
+        ("all NUL", b"\x00" * 100),
+        ("NUL inside string", b'{"username":"abc\x00def","password":"password123","email":"a@b.c"}'),
+        ("NUL after object", b'{"username":"abcdef","password":"password123","email":"a@b.c"}\x00'),
+    ]:
+        r = _hostile(label, raw)
+        assert_error(r, 400, "invalid_request")
+    # a NUL character escaped inside a password is legal JSON; the password is
+    # "8..128 bytes", so either it is accepted or refused cleanly
+    s = srv()
+    r = s.call("POST", SIGN_UP, raw_body=b'{"username":"' + unique_name("nul").encode()
+               + b'","password":"pass\\u0000word1","email":"a@b.c"}')
+    assert r.status in (201, 400), r
+    assert s.healthy()
+
+
+def test_deep_nesting():
+    _hostile("60000 x [", b"[" * 60000)
+    _hostile("30000 x [ closed", b"[" * 30000 + b"]" * 30000)
+    _hostile("13000 x {\"a\":", b'{"a":' * 13000)
+    deep_field = b'{"username":' + b"[" * 30000 + b"]" * 30000 + b',"password":"password123","email":"a@b.c"}'
+    _hostile("deep array as username", deep_field)
+    deep_unknown = (b'{"username":"deepok","password":"password123","email":"a@b.c","x":'
+                    + b"[" * 20000 + b"]" * 20000 + b"}")
+    s = srv()
+    r = s.call("POST", SIGN_UP, raw_body=deep_unknown)
+    assert r.status in (201, 400), f"deeply nested unknown field: {r!r}"
+    if r.status == 400:
+        assert_error_shape(r)
+    assert s.healthy()
+    r = _hostile("100000 x [ (over the limit)", b"[" * 100000)
+    assert_error(r, 413, "payload_too_large")
+
+
+def test_huge_numbers():
+    def body(username_json):
+        return b'{"username":' + username_json + b',"password":"password123","email":"a@b.c"}'
+    for label, raw in [
+        ("1e999999", body(b"1e999999")),
+        ("-1e999999", body(b"-1e999999")),
+        ("40-digit integer", body(b"1234567890123456789012345678901234567890")),
+        ("10000-digit integer", body(b"9" * 10000)),
+        ("NaN literal", body(b"NaN")),
+        ("Infinity literal", body(b"Infinity")),
+    ]:
+        r = _hostile(label, raw)
+        assert r.status == 400, f"{label}: {r!r}"
+    s = srv()
+    adm = s.admin_token()
+    for uid in ("99999999999999999999999999999", "18446744073709551616", "9007199254740992", "-1", "0",
+                "1e3", "abc", "0x10"):
+        r = s.call("PUT", f"/api/v1/users/{uid}/role", {"role": "seller"}, token=adm)
+        assert r.status in (400, 404), f"PUT /users/{uid}/role: {r!r}"
+        assert_error_shape(r)
+    assert s.healthy()
+
+
+def test_invalid_utf8():
+    cases = [
+        ("0xff in username", b'{"username":"ab\xffcd","password":"password123","email":"a@b.c"}'),
+        ("truncated sequence in password",
+         b'{"username":"utfpw","password":"pass\xc3word12","email":"a@b.c"}'),
+        ("overlong encoding in email", b'{"username":"utfmail","password":"password123","email":"a\xc0\xafb@c.d"}'),
+        ("lone surrogate escape", b'{"username":"ab\\ud800cd","password":"password123","email":"a@b.c"}'),
+        ("encoded surrogate", b'{"username":"abcd","password":"pass\xed\xa0\x80word","email":"a@b.c"}'),
+        ("invalid key", b'{"\xfe\xfe":1,"username":"abcd","password":"password123","email":"a@b.c"}'),
+    ]
+    for label, raw in cases:
+        r = _hostile(label, raw)
+        assert r.status == 400, f"{label}: {r!r}"
+    for label, raw in cases[:2]:
+        _hostile(label + " (HTTP/1.1)", raw, http1=True)
+
+
+def test_wrong_content_type_json_garbage():
+    # MessagePack content type with bytes that are not MessagePack
+    _hostile("bad msgpack", b"\xc1\xc1\xc1", content_type="application/msgpack")
+    _hostile("truncated msgpack map", b"\x83\xa8username\xa3abc", content_type="application/msgpack")
+
+
+def test_long_path_and_headers():
+    s = srv()
+    r = s.call("GET", "/api/v1/" + "a" * 10000)
+    assert 400 <= r.status <= 499, r
+    r = s.call("GET", "/healthz", headers={"X-Filler": "y" * 6000})
+    assert r.status in (200, 431, 400), r
+    r = s.call("GET", ME, headers={"Authorization": "Bearer " + "A" * 6000})
+    assert r.status in (401, 431, 400), r
+    if r.status == 401:
+        assert_error(r, 401, "unauthorized")
+    assert s.healthy()
+
+
+def test_error_responses_are_json_everywhere():
+    s = srv()
+    responses = [
+        s.call("GET", "/api/v1/unknown"),
+        s.call("GET", "/api/v1/unknown", http1=True),
+        s.call("DELETE", SIGN_UP),
+        s.call("POST", SIGN_UP, raw_body=b"{"),
+        s.call("POST", SIGN_UP, raw_body=b"{", http1=True),
+        s.call("GET", ME),
+        s.call("GET", ME, token="x.y.z", http1=True),
+        s.call("POST", "/api/v1/auth/sign-in", {"username": "nobody-here", "password": "password123"}),
+        s.call("POST", SIGN_UP, raw_body=b" " * (LIMIT + 1)),
+    ]
+    for r in responses:
+        assert 400 <= r.status <= 599, r
+        assert_error_shape(r)
+
+
+# ---------------------------------------------------------------- HTTP/1.1 and connections
+
+
+def test_http1_full_flow():
+    s = srv()
+    name = unique_name("h1")
+    r = s.call("POST", SIGN_UP, {"username": name, "password": DEFAULT_PASSWORD, "email": "h1@x.y"}, http1=True)
+    assert_status(r, 201)
+    assert r.proto == "HTTP/1.1", r.proto
+    uid = r.body["user_id"]
+    r = s.sign_in_response(name, http1=True)
+    assert_status(r, 200)
+    tok = r.body["access_token"]
+    me = s.call("GET", ME, token=tok, http1=True)
+    assert_status(me, 200)
+    assert me.body["user_id"] == uid
+    # the same token over HTTP/2
+    me2 = s.call("GET", ME, token=tok)
+    assert me2.body == me.body
+    assert_error(s.call("POST", SIGN_UP, {"username": name, "password": DEFAULT_PASSWORD, "email": "h1@x.y"},
+                        http1=True), 409, "username_taken")
+
+
+def _connections_used(proto_flag, n=3):
+    s = srv()
+    url = s.base_url + "/healthz"
+    cmd = ["curl", "-sS", "--max-time", "30", proto_flag, "-o", "/dev/null",
+           "-w", "%{http_code} %{num_connects}\n"] + [url] * n
+    p = subprocess.run(cmd, capture_output=True, timeout=60)
+    lines = p.stdout.decode().split()
+    codes = lines[0::2]
+    connects = [int(x) for x in lines[1::2]]
+    return codes, connects
+
+
+def test_http1_keep_alive():
+    codes, connects = _connections_used("--http1.1")
+    assert codes == ["200"] * 3, codes
+    assert sum(connects) == 1, f"HTTP/1.1 connection not reused: connects per request {connects}"
+
+
+def test_h2_connection_reuse():
+    codes, connects = _connections_used("--http2-prior-knowledge")
+    assert codes == ["200"] * 3, codes
+    assert sum(connects) == 1, f"h2 connection not reused: connects per request {connects}"
+
+
+def test_parallel_h2_health():
+    s = srv()
+    res = s.parallel([{"method": "GET", "path": "/healthz"} for _ in range(300)])
+    st = [r.status for r in res]
+    assert st.count(200) == 300, f"statuses: {sorted(set(st))} ({st.count(200)} x 200)"
+
+
+def test_parallel_sign_ups_distinct_ids():
+    s = srv()
+    names = [unique_name("p") for _ in range(60)]
+    reqs = [{"method": "POST", "path": SIGN_UP,
+             "json_body": {"username": n, "password": DEFAULT_PASSWORD, "email": f"{n}@p.q"}} for n in names]
+    half = len(reqs) // 2
+    res = s.parallel(reqs[:half]) + s.parallel(reqs[half:], http1=True, separate_connections=True)
+    st = [r.status for r in res]
+    assert st == [201] * len(reqs), f"statuses: {st}"
+    ids = [r.body["user_id"] for r in res]
+    assert all(is_id(i) for i in ids), ids
+    assert len(set(ids)) == len(ids), "duplicate user ids under concurrency"
+    assert [r.body["username"] for r in res] == names
+
+
+if __name__ == "__main__":
+    run_tests(globals())
