@@ -25,6 +25,7 @@
 #define PICKPLE_ACTOR_H
 
 #include <h2o.h>
+#include <ck_pr.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -93,15 +94,22 @@ struct pk_msg {
     } u;
 };
 
-/* Per-thread statistics, written by the owner only, read by anyone with
- * relaxed loads (metrics, bench reports). */
+#define PK_BATCH_HIST_BUCKETS 12 /* batch sizes 1, 2, 4, ... 1024, more */
+
+/* Per-thread statistics, written by the owner only (ck_pr stores), read by
+ * anyone with ck_pr loads (metrics, bench reports). */
 typedef struct pk_actor_stats {
     uint64_t as_batches;      /* write transactions committed */
     uint64_t as_batch_msgs;   /* messages applied in them */
     uint64_t as_batch_max;    /* largest batch */
+    uint64_t as_batch_hist[PK_BATCH_HIST_BUCKETS]; /* batches of <= 2^i msgs */
+    uint64_t as_read_batches; /* read-only batches (no commit) */
     uint64_t as_rejected_full; /* requests answered 503: inbox full */
     uint64_t as_store_errors;  /* batches aborted */
 } pk_actor_stats_t;
+
+/* Owner-side increment of a statistic others may read concurrently. */
+#define PK_STAT_ADD(field, n) ck_pr_store_64(&(field), (field) + (n))
 
 struct pk_actor {
     pk_runtime_t *a_rt;
@@ -109,7 +117,8 @@ struct pk_actor {
     pthread_t a_thread;
     h2o_evloop_t *a_loop;
     h2o_context_t a_ctx;
-    h2o_accept_ctx_t a_accept;
+    h2o_accept_ctx_t a_accept;     /* cleartext: HTTP/1.1 and h2c */
+    h2o_accept_ctx_t a_accept_tls; /* TLS with ALPN h2, when configured */
     int a_listen_fd;
     h2o_socket_t *a_listener;
     h2o_socket_t *a_wake_sock;

@@ -94,6 +94,9 @@ int pk_http_field_int(h2o_req_t *req, const pk_http_args_t *args, json_t *obj, c
 /* Answers 400 invalid_request with "<field>: <why>". */
 void pk_http_invalid(h2o_req_t *req, const pk_http_args_t *args, const char *field, const char *why);
 
+/* GET /metrics (src/http/metrics.c). */
+void pk_h_metrics(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args);
+
 /* Handlers of the users/auth slice (src/http/users.c). */
 void pk_h_sign_up(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args);
 void pk_h_sign_in(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args);

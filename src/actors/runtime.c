@@ -12,6 +12,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #include "pickple/actor.h"
 #include "pickple/http.h"
 #include "pickple/log.h"
@@ -65,7 +67,7 @@ int pk_actor_send(pk_actor_t *origin, pk_msg_t *msg)
     pk_actor_t *owner = &rt->rt_actors[msg->m_shard];
     int rc = pk_mbox_push(&owner->a_inbox, msg);
     if (rc != 0)
-        origin->a_stats.as_rejected_full++;
+        PK_STAT_ADD(origin->a_stats.as_rejected_full, 1);
     return rc;
 }
 
@@ -113,18 +115,23 @@ static void pk__apply_batch(pk_actor_t *a)
     if (rc == 0) {
         if (readonly) {
             mdb_txn_abort(txn);
+            PK_STAT_ADD(a->a_stats.as_read_batches, 1);
         } else {
             rc = pk_store_commit(&a->a_store, txn);
-            a->a_stats.as_batches++;
-            a->a_stats.as_batch_msgs += n;
+            unsigned bucket = 0;
+            while (bucket + 1 < PK_BATCH_HIST_BUCKETS && (1u << bucket) < n)
+                bucket++;
+            PK_STAT_ADD(a->a_stats.as_batches, 1);
+            PK_STAT_ADD(a->a_stats.as_batch_msgs, n);
+            PK_STAT_ADD(a->a_stats.as_batch_hist[bucket], 1);
             if (n > a->a_stats.as_batch_max)
-                a->a_stats.as_batch_max = n;
+                ck_pr_store_64(&a->a_stats.as_batch_max, n);
         }
     } else if (txn != NULL) {
         pk_store_abort(&a->a_store, txn);
     }
     if (rc != 0) {
-        a->a_stats.as_store_errors++;
+        PK_STAT_ADD(a->a_stats.as_store_errors, 1);
         pk_log_error("shard=%u batch of %u aborted: %s", a->a_index, n, pk_strerror(rc));
         for (unsigned i = 0; i < n; i++)
             pk_msg_error(batch[i], 503, "unavailable", "storage failure; nothing was changed, retry later");
@@ -146,6 +153,23 @@ static void pk__on_wake(h2o_socket_t *sock, const char *err)
         pk_waker_kick(&a->a_waker);
 }
 
+/* With TLS configured, cleartext and TLS share the port: the first byte of
+ * a TLS connection is a handshake record (0x16), which no HTTP/1.1 method
+ * and not the HTTP/2 preface starts with.  h2o keeps the bytes it read. */
+static void pk__on_sniff(h2o_socket_t *sock, const char *err)
+{
+    pk_actor_t *a = sock->data;
+    if (err != NULL) {
+        h2o_socket_close(sock);
+        return;
+    }
+    if (sock->input->size == 0)
+        return;
+    h2o_socket_read_stop(sock);
+    sock->data = NULL;
+    h2o_accept((unsigned char)sock->input->bytes[0] == 0x16 ? &a->a_accept_tls : &a->a_accept, sock);
+}
+
 static void pk__on_accept(h2o_socket_t *listener, const char *err)
 {
     pk_actor_t *a = listener->data;
@@ -155,7 +179,12 @@ static void pk__on_accept(h2o_socket_t *listener, const char *err)
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
         if (sock == NULL)
             break;
-        h2o_accept(&a->a_accept, sock);
+        if (a->a_accept_tls.ssl_ctx == NULL) {
+            h2o_accept(&a->a_accept, sock);
+        } else {
+            sock->data = a;
+            h2o_socket_read_start(sock, pk__on_sniff);
+        }
     }
 }
 
@@ -179,7 +208,8 @@ static void *pk__actor_main(void *arg)
     h2o_context_init(&a->a_ctx, a->a_loop, &rt->rt_h2o);
     a->a_accept.ctx = &a->a_ctx;
     a->a_accept.hosts = rt->rt_h2o.hosts;
-    a->a_accept.ssl_ctx = rt->rt_ssl_ctx;
+    a->a_accept_tls = a->a_accept;
+    a->a_accept_tls.ssl_ctx = rt->rt_ssl_ctx;
     a->a_listener = h2o_evloop_socket_create(a->a_loop, a->a_listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     a->a_listener->data = a;
     h2o_socket_read_start(a->a_listener, pk__on_accept);
@@ -266,10 +296,32 @@ fail:;
 
 static void pk__close_all(pk_runtime_t *rt, unsigned opened);
 
+/* A TLS context offering h2 and http/1.1 by ALPN, TLS 1.2 or newer. */
+static int pk__tls_init(pk_runtime_t *rt, const pk_config_t *cfg)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL)
+        return -ENOMEM;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cfg->cf_tls_cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, cfg->cf_tls_key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        pk_log_error("cannot load TLS certificate %s / key %s", cfg->cf_tls_cert, cfg->cf_tls_key);
+        SSL_CTX_free(ctx);
+        return -EINVAL;
+    }
+    h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
+    rt->rt_ssl_ctx = ctx;
+    return 0;
+}
+
 int pk_runtime_open(pk_runtime_t *rt, const pk_config_t *cfg, unsigned nshards)
 {
     int rc;
     unsigned opened = 0;
+    if (cfg->cf_tls_cert[0] != '\0' && (rc = pk__tls_init(rt, cfg)) != 0)
+        return rc;
     rt->rt_cfg = cfg;
     rt->rt_nactors = nshards;
     rt->rt_actors = aligned_alloc(PK_CACHE_LINE, sizeof(pk_actor_t) * nshards);

@@ -38,6 +38,7 @@ static void pk__h_readyz(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *ar
 static const pk_route_t pk__routes[] = {
     {"GET", "/healthz", pk__h_healthz, false},
     {"GET", "/readyz", pk__h_readyz, false},
+    {"GET", "/metrics", pk_h_metrics, false},
     {"POST", "/api/v1/auth/sign-up", pk_h_sign_up, false},
     {"POST", "/api/v1/auth/sign-in", pk_h_sign_in, false},
     {"GET", "/api/v1/users/me", pk_h_users_me, true},
