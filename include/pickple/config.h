@@ -29,6 +29,7 @@ typedef struct pk_config {
     char cf_tls_cert[PATH_MAX];
     char cf_tls_key[PATH_MAX];
     bool cf_log_json;
+    uint64_t cf_map_bytes; /* LMDB address space per shard */
 } pk_config_t;
 
 enum { PK_CONFIG_RUN = 0, PK_CONFIG_EXIT_OK = 1 };

@@ -20,7 +20,6 @@
 
 #define PK__SHUTDOWN_LINGER_NS (300ull * 1000 * 1000)
 #define PK__SHUTDOWN_MAX_NS (30ull * 1000 * 1000 * 1000)
-#define PK__MAP_BYTES ((size_t)8 << 30)
 
 pk_actor_t *pk_actor_of_ctx(h2o_context_t *ctx)
 {
@@ -336,7 +335,7 @@ int pk_runtime_open(pk_runtime_t *rt, const pk_config_t *cfg, unsigned nshards)
         a->a_index = i;
         a->a_listen_fd = -1;
         a->a_waker.wk_fd = -1;
-        if ((rc = pk_store_open(&a->a_store, cfg->cf_data_dir, i, nshards, cfg->cf_sync_full, PK__MAP_BYTES)) != 0)
+        if ((rc = pk_store_open(&a->a_store, cfg->cf_data_dir, i, nshards, cfg->cf_sync_full, (size_t)cfg->cf_map_bytes)) != 0)
             goto fail;
         opened++;
         if ((rc = pk_waker_init(&a->a_waker)) != 0 ||

@@ -24,6 +24,7 @@ static const char pk__usage[] =
     "  --kafka-topic-prefix P        topic prefix (pickple)\n"
     "  --tls-cert FILE --tls-key FILE   also serve TLS with ALPN h2\n"
     "  --log-format text|json        log lines on stderr (text)\n"
+    "  --map-size MIB[k]             LMDB map size per shard, MiB or KiB (8192)\n"
     "  --help, --version\n";
 
 int pk_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
@@ -149,13 +150,28 @@ static int pk__apply(pk_config_t *cf, const char *name, const char *v)
             return -EINVAL;
         return 0;
     }
+    if (PK__IS("map-size")) {
+        /* MiB, or KiB with a 'k' suffix (tests use tiny maps to provoke
+         * MDB_MAP_FULL and check that a failed batch changes nothing). */
+        char num[24];
+        size_t len = strlen(v);
+        bool kib = len > 0 && v[len - 1] == 'k';
+        if (len == 0 || len - kib >= sizeof(num))
+            return -EINVAL;
+        memcpy(num, v, len - kib);
+        num[len - kib] = '\0';
+        if (pk_parse_u64(num, kib ? 64 : 1, kib ? 1u << 30 : 1u << 20, &n) != 0)
+            return -EINVAL;
+        cf->cf_map_bytes = n << (kib ? 10 : 20);
+        return 0;
+    }
 #undef PK__IS
     return -ENOENT;
 }
 
 static const char *const pk__option_names[] = {
     "listen", "threads", "data-dir", "sync", "order-ttl", "admin-password", "jwt-secret-file",
-    "token-ttl", "kafka-brokers", "kafka-topic-prefix", "tls-cert", "tls-key", "log-format",
+    "token-ttl", "kafka-brokers", "kafka-topic-prefix", "tls-cert", "tls-key", "log-format", "map-size",
 };
 
 int pk_config_parse(pk_config_t *cf, int argc, char **argv, char *err, size_t err_size)
@@ -171,6 +187,7 @@ int pk_config_parse(pk_config_t *cf, int argc, char **argv, char *err, size_t er
     cf->cf_token_ttl_s = 3600;
     strcpy(cf->cf_kafka_brokers, "embedded");
     strcpy(cf->cf_kafka_topic_prefix, "pickple");
+    cf->cf_map_bytes = (uint64_t)8192 << 20;
 
     for (size_t i = 0; i < PK_ARRAY_LEN(pk__option_names); i++) {
         char env[64] = "PICKPLE_";

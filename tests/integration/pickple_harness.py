@@ -232,7 +232,9 @@ def curl_call(base_url, method, path, json_body=None, token=None, headers=None,
 
 def curl_parallel(base_url, requests, http1=False, parallel_max=200, separate_connections=False,
                   max_time=60):
-    """Fires every request concurrently with one `curl --parallel` process.
+    """Fires every request concurrently with one `curl --parallel` process,
+    each on its own connection (separate_connections is kept for callers; it
+    is always so, see below).
 
     requests: list of dicts with keys method, path and optionally json_body,
     raw_body, token, headers.  Returns a list of Response in request order
@@ -245,10 +247,18 @@ def curl_parallel(base_url, requests, http1=False, parallel_max=200, separate_co
     def q(s):
         return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
+    # curl 7.88.1 cannot reuse an h2 prior-knowledge connection (curl issue
+    # #10634, fixed in 8.0): a second stream on it fails with "Error in the
+    # HTTP2 framing layer".  So every transfer gets a host name of its own
+    # (routed to the server with --connect-to) and thus its own connection.
+    m = re.match(r"^http://([^:/]+):(\d+)$", base_url)
+    host, port = m.group(1), m.group(2)
     for i, r in enumerate(requests):
         if i:
             cfg_lines.append("next")
-        cfg_lines.append(f"url = {q(base_url + r['path'])}")
+        fake = f"t{i}.pickple.test"
+        cfg_lines.append(f"url = {q(f'http://{fake}:{port}' + r['path'])}")
+        cfg_lines.append(f"connect-to = {q(f'{fake}:{port}:{host}:{port}')}")
         cfg_lines.append("http1.1" if http1 else "http2-prior-knowledge")
         cfg_lines.append(f"request = {q(r.get('method', 'GET'))}")
         cfg_lines.append(f"max-time = {max_time}")
@@ -272,9 +282,7 @@ def curl_parallel(base_url, requests, http1=False, parallel_max=200, separate_co
     cfg = os.path.join(work, "config")
     with open(cfg, "w") as f:
         f.write("\n".join(cfg_lines) + "\n")
-    cmd = ["curl", "-sS", "--parallel", "--parallel-max", str(parallel_max)]
-    if separate_connections:
-        cmd.append("--parallel-immediate")
+    cmd = ["curl", "-sS", "--parallel", "--parallel-immediate", "--parallel-max", str(min(parallel_max, 300))]
     cmd += ["-K", cfg]
     try:
         p = subprocess.run(cmd, capture_output=True, timeout=max_time + 60)
@@ -326,6 +334,40 @@ def curl_threads(base_url, requests, http1=False, max_time=60):
     for t in ts:
         t.join()
     return results
+
+
+def h2load_available():
+    return shutil.which("h2load") is not None
+
+
+def run_h2load(base_url, path, n, clients=1, streams=100, body=None, headers=None, timeout=120):
+    """Runs nghttp2's h2load (h2c prior knowledge, many streams multiplexed on
+    each connection; this is what curl 7.88 cannot do).  Returns a dict with
+    total, succeeded, failed, errored, timeout, 2xx, 3xx, 4xx, 5xx."""
+    cmd = ["h2load", "-n", str(n), "-c", str(clients), "-m", str(streams), "-T", "60", "-N", "60"]
+    if body is not None:
+        bf = tmp_path("h2load-body")
+        with open(bf, "wb") as f:
+            f.write(body if isinstance(body, bytes) else json.dumps(body).encode())
+        cmd += ["-d", bf]
+        headers = dict(headers or {})
+        headers.setdefault("content-type", "application/json")
+    for k, v in (headers or {}).items():
+        cmd += ["-H", f"{k}: {v}"]
+    cmd.append(base_url + path)
+    p = subprocess.run(cmd, capture_output=True, timeout=timeout)
+    out = p.stdout.decode(errors="replace")
+    res = {}
+    m = re.search(r"requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, "
+                  r"(\d+) errored, (\d+) timeout", out)
+    assert m, f"cannot parse h2load output (exit {p.returncode}):\n{out}\n{p.stderr.decode(errors='replace')}"
+    res.update(total=int(m.group(1)), succeeded=int(m.group(2)), failed=int(m.group(3)),
+               errored=int(m.group(4)), timeout=int(m.group(5)))
+    m = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    assert m, out
+    res.update({"2xx": int(m.group(1)), "3xx": int(m.group(2)), "4xx": int(m.group(3)), "5xx": int(m.group(4))})
+    res["output"] = out
+    return res
 
 
 # --------------------------------------------------------------------------
@@ -468,6 +510,9 @@ class Server:
 
     def parallel(self, requests, **kw):
         return curl_parallel(self.base_url, requests, **kw)
+
+    def h2load(self, path, n, **kw):
+        return run_h2load(self.base_url, path, n, **kw)
 
     def parallel_threads(self, requests, **kw):
         return curl_threads(self.base_url, requests, **kw)

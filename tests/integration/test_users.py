@@ -4,8 +4,8 @@ import time
 
 from pickple_harness import (ADMIN_PASSWORD, DEFAULT_PASSWORD, Server, assert_error, assert_status,
                              claims_for, forge_jwt, is_id, jwt_parts, jwt_signature_ok,
-                             msgpack_decode, msgpack_encode, parse_rfc3339_utc, run_tests,
-                             shared_server, unique_name)
+                             h2load_available, msgpack_decode, msgpack_encode, parse_rfc3339_utc,
+                             run_tests, shared_server, skip, unique_name)
 
 SIGN_UP = "/api/v1/auth/sign-up"
 SIGN_IN = "/api/v1/auth/sign-in"
@@ -415,6 +415,19 @@ def test_concurrent_sign_ups_one_winner_http1_separate_connections():
     statuses = sorted(r.status for r in res)
     assert statuses.count(201) == 1 and statuses.count(409) == 49, f"statuses: {statuses}"
     assert s.healthy()
+
+
+def test_concurrent_sign_ups_one_winner_multiplexed():
+    # 200 identical sign-ups as streams of one h2c connection (h2load)
+    if not h2load_available():
+        skip("h2load (nghttp2-client) not installed")
+    s = srv()
+    name = unique_name("race2")
+    res = s.h2load(SIGN_UP, 200, clients=1, streams=100,
+                   body={"username": name, "password": DEFAULT_PASSWORD, "email": f"{name}@ex.com"})
+    assert res["2xx"] == 1 and res["4xx"] == 199, res["output"]
+    assert s.healthy()
+    assert_status(s.sign_in_response(name), 200)
 
 
 # ---------------------------------------------------------------- options
