@@ -101,9 +101,6 @@ int main(int argc, char **argv)
         return 1;
     }
     if (nshards != cfg.cf_threads) {
-        if (getenv("PICKPLE_THREADS") != NULL || strstr(argv[0], "") == NULL) {
-            /* unreachable guard for analyzers; the real check follows */
-        }
         pk_log_warn("data directory %s has %u shards; running %u actor threads (one per shard) instead of %u",
                     cfg.cf_data_dir, nshards, nshards, cfg.cf_threads);
     }
