@@ -36,6 +36,7 @@
 #include "pickple/jwt.h"
 #include "pickple/mbox.h"
 #include "pickple/out.h"
+#include "pickple/product.h"
 #include "pickple/store.h"
 #include "pickple/user.h"
 
@@ -72,6 +73,31 @@ typedef struct pk_msg_user {
     pk_role_t mu_role; /* new role (set-role) */
 } pk_msg_user_t;
 
+#define PK_LIST_LIMIT_MAX 100
+
+/* Product create / patch / stock. */
+typedef struct pk_msg_product {
+    pk_product_t mp_product; /* fields to create or patch; the result */
+    unsigned mp_fields;      /* PK_PRODUCT_F_* given in a patch */
+    int64_t mp_delta;        /* stock adjustment */
+} pk_msg_product_t;
+
+enum { PK_PRODUCT_F_NAME = 1, PK_PRODUCT_F_DESCRIPTION = 2, PK_PRODUCT_F_PRICE = 4 };
+
+/*
+ * One shard's part of a list page: up to ml_limit + 1 items with id >
+ * ml_after, ascending, rendered back to back into m_body (in m_fmt);
+ * item i spans ml_offsets[i] .. ml_offsets[i + 1].
+ */
+typedef struct pk_msg_list {
+    uint64_t ml_after;
+    uint32_t ml_limit;
+    int ml_filter; /* op-specific (sale state, order status), -1 none */
+    uint32_t ml_count;
+    uint64_t ml_ids[PK_LIST_LIMIT_MAX + 1];
+    uint32_t ml_offsets[PK_LIST_LIMIT_MAX + 2];
+} pk_msg_list_t;
+
 struct pk_msg {
     const pk_op_t *m_op;      /* what the shard does; NULL for worker jobs */
     void (*m_work)(pk_msg_t *msg); /* worker-pool job, runs on a worker */
@@ -89,8 +115,14 @@ struct pk_msg {
     uint64_t m_subject;      /* authenticated user id, 0 if anonymous */
     pk_role_t m_subject_role;
     pk_buf_t m_body;         /* rendered reply body (owned) */
+    pk_msg_t *m_parent; /* scatter/gather: the message waiting for this one */
+    pk_msg_t **m_children;
+    uint32_t m_children_count;
+    uint32_t m_children_waiting;
     union {
         pk_msg_user_t user;
+        pk_msg_product_t product;
+        pk_msg_list_t list;
     } u;
 };
 

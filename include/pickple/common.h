@@ -35,7 +35,8 @@ enum {
     PK_EFULL = -10007,     /* a bounded queue or table is full */
     PK_ESTORE = -10008,    /* LMDB failed; the batch was aborted */
     PK_ESHUTDOWN = -10009, /* the runtime is stopping */
-    PK_ERR_MIN = -10010,
+    PK_EINSUFFICIENT = -10010, /* not enough units */
+    PK_ERR_MIN = -10011,
 };
 
 /* Returns a static, human-readable name for any pickple or errno code. */

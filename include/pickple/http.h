@@ -94,6 +94,14 @@ int pk_http_field_int(h2o_req_t *req, const pk_http_args_t *args, json_t *obj, c
 /* Answers 400 invalid_request with "<field>: <why>". */
 void pk_http_invalid(h2o_req_t *req, const pk_http_args_t *args, const char *field, const char *why);
 
+/*
+ * Answers a list request (?limit=, ?after=, and ?<filter_name>= parsed by
+ * parse_filter into a non-negative int, or -1 for unknown) by sending op to
+ * every shard and merging their pk_msg_list_t parts (src/http/list.c).
+ */
+void pk_http_list(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args, const pk_op_t *op,
+                  const char *filter_name, int (*parse_filter)(const char *value));
+
 /* GET /metrics (src/http/metrics.c). */
 void pk_h_metrics(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args);
 
@@ -102,5 +110,12 @@ void pk_h_sign_up(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args);
 void pk_h_sign_in(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args);
 void pk_h_users_me(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args);
 void pk_h_user_role(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args);
+
+/* Product endpoints (src/http/products.c). */
+void pk_h_product_create(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args);
+void pk_h_product_get(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args);
+void pk_h_product_list(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args);
+void pk_h_product_patch(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args);
+void pk_h_product_stock(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args);
 
 #endif

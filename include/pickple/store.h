@@ -36,6 +36,7 @@ typedef enum pk_table {
     PK_TBL_USERS,     /* u64 id -> user record */
     PK_TBL_USERNAMES, /* username -> u64 id */
     PK_TBL_OUTBOX,    /* u64 seq -> event record */
+    PK_TBL_PRODUCTS,  /* u64 id -> product record */
     PK_TBL_COUNT,
 } pk_table_t;
 

@@ -18,6 +18,7 @@ const char *pk_strerror(int err)
     case PK_EFULL: return "queue full";
     case PK_ESTORE: return "storage failure";
     case PK_ESHUTDOWN: return "shutting down";
+    case PK_EINSUFFICIENT: return "insufficient units";
     default: break;
     }
     if (err < 0 && err > PK_ERR_BASE)

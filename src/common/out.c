@@ -226,6 +226,12 @@ void pk_out_raw_json(pk_out_t *o, const char *json, size_t len)
     pk__raw(o, json, len);
 }
 
+void pk_out_raw(pk_out_t *o, const char *data, size_t len)
+{
+    pk__value_begin(o);
+    pk__raw(o, data, len);
+}
+
 int pk_out_finish(pk_out_t *o, pk_buf_t *out)
 {
     assert(o->o_err != 0 || o->o_depth == 0);

@@ -43,6 +43,11 @@ static const pk_route_t pk__routes[] = {
     {"POST", "/api/v1/auth/sign-in", pk_h_sign_in, false},
     {"GET", "/api/v1/users/me", pk_h_users_me, true},
     {"PUT", "/api/v1/users/:id/role", pk_h_user_role, true},
+    {"POST", "/api/v1/products", pk_h_product_create, true},
+    {"GET", "/api/v1/products", pk_h_product_list, false},
+    {"GET", "/api/v1/products/:id", pk_h_product_get, false},
+    {"PATCH", "/api/v1/products/:id", pk_h_product_patch, true},
+    {"POST", "/api/v1/products/:id/stock", pk_h_product_stock, true},
 };
 
 static const char *pk__reason(int status)
