@@ -37,6 +37,7 @@
 #include "pickple/mbox.h"
 #include "pickple/out.h"
 #include "pickple/product.h"
+#include "pickple/sale.h"
 #include "pickple/store.h"
 #include "pickple/user.h"
 
@@ -98,6 +99,10 @@ typedef struct pk_msg_list {
     uint32_t ml_offsets[PK_LIST_LIMIT_MAX + 2];
 } pk_msg_list_t;
 
+typedef struct pk_msg_sale {
+    pk_sale_t ms_sale;
+} pk_msg_sale_t;
+
 struct pk_msg {
     const pk_op_t *m_op;      /* what the shard does; NULL for worker jobs */
     void (*m_work)(pk_msg_t *msg); /* worker-pool job, runs on a worker */
@@ -123,6 +128,7 @@ struct pk_msg {
         pk_msg_user_t user;
         pk_msg_product_t product;
         pk_msg_list_t list;
+        pk_msg_sale_t sale;
     } u;
 };
 
@@ -159,6 +165,12 @@ struct pk_actor {
     bool a_shutdown_started;
     bool a_exit;
     pk_actor_stats_t a_stats;
+    /* Shard maintenance (sale settlement; later order expiry): the earliest
+     * time something falls due; 0 forces a sweep.  A tick checks it. */
+    int64_t a_next_due_ms;
+    bool a_maint_pending;
+    h2o_timeout_t a_tick;
+    h2o_timeout_entry_t a_tick_entry;
     /* Written by producers on other threads: keep on their own lines. */
     pk_waker_t a_waker __attribute__((aligned(PK_CACHE_LINE)));
     pk_mbox_t a_inbox __attribute__((aligned(PK_CACHE_LINE)));
@@ -198,6 +210,14 @@ struct pk_runtime {
  * bootstrap).  Returns 0 or a negative error (everything is closed again).
  */
 int pk_runtime_open(pk_runtime_t *rt, const pk_config_t *cfg, unsigned nshards) PK_MUST_USE;
+
+/*
+ * The shard's periodic work inside txn (src/store/sales.c): settles sales
+ * whose end passed (bounded per call) and sets *next_due_ms to the next
+ * time there is work, INT64_MAX when none.  Returns 0 or PK_ESTORE.
+ */
+int pk_shard_maintain(pk_actor_t *a, MDB_txn *txn, int64_t now_ms, int64_t *next_due_ms) PK_MUST_USE;
+extern const pk_op_t pk_op_shard_maintain;
 
 /* Starts the worker pool and the actor threads.  Returns 0 or an error
  * (the runtime is then closed). */

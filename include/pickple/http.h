@@ -118,4 +118,9 @@ void pk_h_product_list(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args
 void pk_h_product_patch(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args);
 void pk_h_product_stock(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args);
 
+/* Sale endpoints (src/http/sales.c). */
+void pk_h_sale_create(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args);
+void pk_h_sale_get(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args);
+void pk_h_sale_list(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args);
+
 #endif

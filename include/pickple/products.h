@@ -13,6 +13,12 @@ extern const pk_op_t pk_op_product_patch;  /* p_id, mp_fields -> 200 | 403 | 404
 extern const pk_op_t pk_op_product_stock;  /* p_id, mp_delta -> 200 | 403 | 404 | 409 */
 extern const pk_op_t pk_op_product_list;   /* u.list -> this shard's part of a page */
 
+/* Reads product id: 0, PK_ENOTFOUND or PK_ESTORE (corrupt). */
+int pk_products_read(pk_store_t *st, MDB_txn *txn, uint64_t id, pk_product_t *p) PK_MUST_USE;
+/* Writes p and appends its event of type.  Returns 0 or PK_ESTORE. */
+int pk_products_write(pk_store_t *st, MDB_txn *txn, const pk_product_t *p, const char *type, int64_t now_ms)
+    PK_MUST_USE;
+
 /*
  * Lists records of tbl with id > ml_after for a page: renders up to
  * ml_limit + 1 of them with render (returns 1 when it rendered the record,

@@ -37,6 +37,8 @@ typedef enum pk_table {
     PK_TBL_USERNAMES, /* username -> u64 id */
     PK_TBL_OUTBOX,    /* u64 seq -> event record */
     PK_TBL_PRODUCTS,  /* u64 id -> product record */
+    PK_TBL_SALES,     /* u64 id -> sale record */
+    PK_TBL_SALE_ENDS, /* (u64 ends_ms, u64 sale id) -> "": sales to settle */
     PK_TBL_COUNT,
 } pk_table_t;
 

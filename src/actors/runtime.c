@@ -130,6 +130,8 @@ static void pk__apply_batch(pk_actor_t *a)
         pk_store_abort(&a->a_store, txn);
     }
     if (rc != 0) {
+        /* In-memory schedule may describe the aborted writes: re-derive it. */
+        a->a_next_due_ms = 0;
         PK_STAT_ADD(a->a_stats.as_store_errors, 1);
         pk_log_error("shard=%u batch of %u aborted: %s", a->a_index, n, pk_strerror(rc));
         for (unsigned i = 0; i < n; i++)
@@ -167,6 +169,36 @@ static void pk__on_sniff(h2o_socket_t *sock, const char *err)
     h2o_socket_read_stop(sock);
     sock->data = NULL;
     h2o_accept((unsigned char)sock->input->bytes[0] == 0x16 ? &a->a_accept_tls : &a->a_accept, sock);
+}
+
+#define PK__TICK_MS 100
+
+static void pk__maint_done(pk_actor_t *a, pk_msg_t *msg)
+{
+    a->a_maint_pending = false;
+    pk_msg_free(a, msg);
+}
+
+/* Every PK__TICK_MS: when shard work fell due, queue one maintenance
+ * message to this shard so it runs inside a normal batch (one writer). */
+static void pk__on_tick(h2o_timeout_entry_t *entry)
+{
+    pk_actor_t *a = (pk_actor_t *)((char *)entry - offsetof(pk_actor_t, a_tick_entry));
+    int64_t now = pk_now_ms();
+    if (!a->a_maint_pending && now >= a->a_next_due_ms && !ck_pr_load_uint(&a->a_rt->rt_stopping)) {
+        pk_msg_t *msg = pk_msg_new(a);
+        if (msg != NULL) {
+            msg->m_op = &pk_op_shard_maintain;
+            msg->m_shard = (uint16_t)a->a_index;
+            msg->m_now_ms = now;
+            msg->m_done = pk__maint_done;
+            if (pk_actor_send(a, msg) == 0)
+                a->a_maint_pending = true;
+            else
+                pk_msg_free(a, msg);
+        }
+    }
+    h2o_timeout_link(a->a_loop, &a->a_tick, &a->a_tick_entry);
 }
 
 static void pk__on_accept(h2o_socket_t *listener, const char *err)
@@ -215,6 +247,9 @@ static void *pk__actor_main(void *arg)
     a->a_wake_sock = h2o_evloop_socket_create(a->a_loop, a->a_waker.wk_fd, H2O_SOCKET_FLAG_DONT_READ);
     a->a_wake_sock->data = a;
     h2o_socket_read_start(a->a_wake_sock, pk__on_wake);
+    h2o_timeout_init(a->a_loop, &a->a_tick, PK__TICK_MS);
+    a->a_tick_entry.cb = pk__on_tick;
+    h2o_timeout_link(a->a_loop, &a->a_tick, &a->a_tick_entry);
     /* Messages may have arrived before the loop watched the eventfd. */
     pk_waker_kick(&a->a_waker);
     ck_pr_inc_uint(&rt->rt_started);
@@ -349,6 +384,20 @@ int pk_runtime_open(pk_runtime_t *rt, const pk_config_t *cfg, unsigned nshards)
         a->a_listen_fd = rc;
     }
     rt->rt_port = port;
+    /* What fell due while the server was down is settled before any thread
+     * runs, so /readyz never answers 200 with stale sales or orders. */
+    for (unsigned i = 0; i < nshards; i++) {
+        pk_actor_t *a = &rt->rt_actors[i];
+        MDB_txn *txn;
+        if ((rc = pk_store_begin(&a->a_store, false, &txn)) != 0)
+            goto fail;
+        if ((rc = pk_shard_maintain(a, txn, pk_now_ms(), &a->a_next_due_ms)) != 0) {
+            pk_store_abort(&a->a_store, txn);
+            goto fail;
+        }
+        if ((rc = pk_store_commit(&a->a_store, txn)) != 0)
+            goto fail;
+    }
     return 0;
 fail:
     pk__close_all(rt, opened);

@@ -48,6 +48,9 @@ static const pk_route_t pk__routes[] = {
     {"GET", "/api/v1/products/:id", pk_h_product_get, false},
     {"PATCH", "/api/v1/products/:id", pk_h_product_patch, true},
     {"POST", "/api/v1/products/:id/stock", pk_h_product_stock, true},
+    {"POST", "/api/v1/sales", pk_h_sale_create, true},
+    {"GET", "/api/v1/sales", pk_h_sale_list, false},
+    {"GET", "/api/v1/sales/:id", pk_h_sale_get, false},
 };
 
 static const char *pk__reason(int status)

@@ -4,7 +4,7 @@
 #include "pickple/log.h"
 #include "pickple/products.h"
 
-static int pk__product_read(pk_store_t *st, MDB_txn *txn, uint64_t id, pk_product_t *p)
+int pk_products_read(pk_store_t *st, MDB_txn *txn, uint64_t id, pk_product_t *p)
 {
     MDB_val v;
     int rc = pk_store_get_id(st, txn, PK_TBL_PRODUCTS, id, &v);
@@ -18,7 +18,7 @@ static int pk__product_read(pk_store_t *st, MDB_txn *txn, uint64_t id, pk_produc
 }
 
 /* Writes p and its event (type) in txn. */
-static int pk__product_write(pk_store_t *st, MDB_txn *txn, const pk_product_t *p, const char *type, int64_t now_ms)
+int pk_products_write(pk_store_t *st, MDB_txn *txn, const pk_product_t *p, const char *type, int64_t now_ms)
 {
     pk_buf_t rec = {0}, json = {0};
     pk_out_t o;
@@ -56,7 +56,7 @@ static int pk__create_apply(pk_actor_t *owner, MDB_txn *txn, pk_msg_t *msg)
     p->p_seller_id = msg->m_subject;
     p->p_added_total = p->p_stock;
     p->p_created_ms = p->p_updated_ms = msg->m_now_ms;
-    int rc = pk__product_write(&owner->a_store, txn, p, "product.created", msg->m_now_ms);
+    int rc = pk_products_write(&owner->a_store, txn, p, "product.created", msg->m_now_ms);
     if (rc != 0)
         return rc;
     pk__render(msg, p, 201);
@@ -66,7 +66,7 @@ static int pk__create_apply(pk_actor_t *owner, MDB_txn *txn, pk_msg_t *msg)
 static int pk__get_apply(pk_actor_t *owner, MDB_txn *txn, pk_msg_t *msg)
 {
     pk_product_t p;
-    int rc = pk__product_read(&owner->a_store, txn, msg->u.product.mp_product.p_id, &p);
+    int rc = pk_products_read(&owner->a_store, txn, msg->u.product.mp_product.p_id, &p);
     if (rc == PK_ENOTFOUND) {
         pk_msg_error(msg, 404, "not_found", "no product with that id");
         return 0;
@@ -81,7 +81,7 @@ static int pk__get_apply(pk_actor_t *owner, MDB_txn *txn, pk_msg_t *msg)
  * the answer (404/403) is already set. */
 static int pk__read_owned(pk_actor_t *owner, MDB_txn *txn, pk_msg_t *msg, pk_product_t *p)
 {
-    int rc = pk__product_read(&owner->a_store, txn, msg->u.product.mp_product.p_id, p);
+    int rc = pk_products_read(&owner->a_store, txn, msg->u.product.mp_product.p_id, p);
     if (rc == PK_ENOTFOUND) {
         pk_msg_error(msg, 404, "not_found", "no product with that id");
         return 1;
@@ -114,7 +114,7 @@ static int pk__patch_apply(pk_actor_t *owner, MDB_txn *txn, pk_msg_t *msg)
     if (f & PK_PRODUCT_F_PRICE)
         p.p_price = in->p_price;
     p.p_updated_ms = msg->m_now_ms;
-    if ((rc = pk__product_write(&owner->a_store, txn, &p, "product.updated", msg->m_now_ms)) != 0)
+    if ((rc = pk_products_write(&owner->a_store, txn, &p, "product.updated", msg->m_now_ms)) != 0)
         return rc;
     pk__render(msg, &p, 200);
     return 0;
@@ -139,7 +139,7 @@ static int pk__stock_apply(pk_actor_t *owner, MDB_txn *txn, pk_msg_t *msg)
     p.p_stock = next;
     p.p_added_total += delta;
     p.p_updated_ms = msg->m_now_ms;
-    if ((rc = pk__product_write(&owner->a_store, txn, &p, "stock.adjusted", msg->m_now_ms)) != 0)
+    if ((rc = pk_products_write(&owner->a_store, txn, &p, "stock.adjusted", msg->m_now_ms)) != 0)
         return rc;
     pk__render(msg, &p, 200);
     return 0;

@@ -11,7 +11,7 @@
 #include "pickple/log.h"
 #include "pickple/store.h"
 
-static const char *const pk__table_names[PK_TBL_COUNT] = {"meta", "users", "usernames", "outbox", "products"};
+static const char *const pk__table_names[PK_TBL_COUNT] = {"meta", "users", "usernames", "outbox", "products", "sales", "sale_ends"};
 static const char *const pk__seq_keys[PK_SEQ_COUNT] = {
     "seq.user", "seq.product", "seq.sale", "seq.order", "seq.payment", "seq.delivery", "seq.notification",
 };

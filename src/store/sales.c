@@ -1,0 +1,209 @@
+/* Sales on their product's shard: create (units move out of stock), get,
+ * list, and settlement at the end (unsold units go back to stock). */
+#include <string.h>
+
+#include "pickple/log.h"
+#include "pickple/products.h"
+#include "pickple/sales.h"
+
+#define PK__SETTLE_PER_SWEEP 256
+
+static int pk__sale_read(pk_store_t *st, MDB_txn *txn, uint64_t id, pk_sale_t *s)
+{
+    MDB_val v;
+    int rc = pk_store_get_id(st, txn, PK_TBL_SALES, id, &v);
+    if (rc != 0)
+        return rc;
+    if (pk_sale_decode(v.mv_data, v.mv_size, s) != 0 || s->s_id != id) {
+        pk_log_error("shard=%u sale %llu: corrupt record", st->st_shard, (unsigned long long)id);
+        return PK_ESTORE;
+    }
+    return 0;
+}
+
+static int pk__sale_write(pk_store_t *st, MDB_txn *txn, const pk_sale_t *s, const char *type, int64_t now_ms)
+{
+    pk_buf_t rec = {0}, json = {0};
+    pk_out_t o;
+    int rc = pk_sale_encode(s, &rec);
+    if (rc == 0)
+        rc = pk_store_put_id(st, txn, PK_TBL_SALES, s->s_id, rec.b_data, rec.b_len);
+    if (rc == 0 && type != NULL) {
+        pk_out_init(&o, PK_FMT_JSON);
+        pk_sale_render(s, now_ms, &o);
+        rc = pk_out_finish(&o, &json);
+        if (rc == 0)
+            rc = pk_store_outbox_append(st, txn, type, s->s_id, now_ms, json.b_data, json.b_len);
+    }
+    pk_buf_free(&rec);
+    pk_buf_free(&json);
+    return rc == 0 ? 0 : PK_ESTORE;
+}
+
+static void pk__end_key(const pk_sale_t *s, uint8_t key[16])
+{
+    pk_store_key_u64((uint64_t)s->s_ends_ms, key);
+    pk_store_key_u64(s->s_id, key + 8);
+}
+
+static void pk__render(pk_msg_t *msg, const pk_sale_t *s, int status)
+{
+    pk_out_t o;
+    pk_out_init(&o, msg->m_fmt);
+    pk_sale_render(s, msg->m_now_ms, &o);
+    if (pk_out_finish(&o, &msg->m_body) != 0) {
+        pk_msg_error(msg, 500, "internal", "cannot render the sale");
+        return;
+    }
+    msg->m_status = status;
+}
+
+static int pk__create_apply(pk_actor_t *owner, MDB_txn *txn, pk_msg_t *msg)
+{
+    pk_store_t *st = &owner->a_store;
+    pk_sale_t *s = &msg->u.sale.ms_sale;
+    pk_product_t p;
+    int rc = pk_products_read(st, txn, s->s_product_id, &p);
+    if (rc == PK_ENOTFOUND) {
+        pk_msg_error(msg, 404, "product_not_found", "no product with that id");
+        return 0;
+    }
+    if (rc != 0)
+        return rc;
+    if (msg->m_subject_role != PK_ROLE_ADMIN && p.p_seller_id != msg->m_subject) {
+        pk_msg_error(msg, 403, "forbidden", "only the product's seller or an admin can put it on sale");
+        return 0;
+    }
+    if (p.p_stock < s->s_quantity) {
+        pk_msg_error(msg, 409, "insufficient_stock", "the product has fewer units in stock than the sale's quantity");
+        return 0;
+    }
+    /* Checked; from here on only writes. */
+    p.p_stock -= s->s_quantity;
+    p.p_updated_ms = msg->m_now_ms;
+    s->s_id = pk_store_next_id(st, PK_SEQ_SALE);
+    s->s_seller_id = p.p_seller_id;
+    s->s_remaining = s->s_quantity;
+    s->s_created_ms = msg->m_now_ms;
+    s->s_settled = false;
+    uint8_t key[16];
+    pk__end_key(s, key);
+    MDB_val k = {sizeof(key), key}, v = {0, ""};
+    if ((rc = pk_products_write(st, txn, &p, "stock.adjusted", msg->m_now_ms)) != 0 ||
+        (rc = pk__sale_write(st, txn, s, "sale.created", msg->m_now_ms)) != 0)
+        return rc;
+    if (mdb_put(txn, st->st_dbi[PK_TBL_SALE_ENDS], &k, &v, 0) != 0)
+        return PK_ESTORE;
+    if (s->s_ends_ms < owner->a_next_due_ms)
+        owner->a_next_due_ms = s->s_ends_ms;
+    pk__render(msg, s, 201);
+    return 0;
+}
+
+static int pk__get_apply(pk_actor_t *owner, MDB_txn *txn, pk_msg_t *msg)
+{
+    pk_sale_t s;
+    int rc = pk__sale_read(&owner->a_store, txn, msg->u.sale.ms_sale.s_id, &s);
+    if (rc == PK_ENOTFOUND) {
+        pk_msg_error(msg, 404, "not_found", "no sale with that id");
+        return 0;
+    }
+    if (rc != 0)
+        return rc;
+    pk__render(msg, &s, 200);
+    return 0;
+}
+
+static int pk__list_render(const MDB_val *val, pk_msg_t *msg, pk_out_t *o)
+{
+    pk_sale_t s;
+    if (pk_sale_decode(val->mv_data, val->mv_size, &s) != 0)
+        return PK_ESTORE;
+    if (msg->u.list.ml_filter >= 0 && (int)pk_sale_state(&s, msg->m_now_ms) != msg->u.list.ml_filter)
+        return 0;
+    pk_sale_render(&s, msg->m_now_ms, o);
+    return 1;
+}
+
+static int pk__list_apply(pk_actor_t *owner, MDB_txn *txn, pk_msg_t *msg)
+{
+    return pk_store_list_page(&owner->a_store, txn, PK_TBL_SALES, msg, pk__list_render);
+}
+
+/* Gives a finished sale's unsold units back to its product, once. */
+static int pk__settle(pk_store_t *st, MDB_txn *txn, uint64_t sale_id, int64_t now_ms)
+{
+    pk_sale_t s;
+    pk_product_t p;
+    int rc = pk__sale_read(st, txn, sale_id, &s);
+    if (rc != 0)
+        return rc == PK_ENOTFOUND ? PK_ESTORE : rc; /* index points nowhere */
+    if (s.s_settled)
+        return 0;
+    if ((rc = pk_products_read(st, txn, s.s_product_id, &p)) != 0)
+        return PK_ESTORE;
+    if (s.s_remaining > 0) {
+        p.p_stock += s.s_remaining;
+        p.p_updated_ms = now_ms;
+        if ((rc = pk_products_write(st, txn, &p, "stock.adjusted", now_ms)) != 0)
+            return rc;
+    }
+    s.s_remaining = 0;
+    s.s_settled = true;
+    return pk__sale_write(st, txn, &s, "sale.ended", now_ms);
+}
+
+int pk_shard_maintain(pk_actor_t *a, MDB_txn *txn, int64_t now_ms, int64_t *next_due_ms)
+{
+    pk_store_t *st = &a->a_store;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc, done = 0;
+    *next_due_ms = INT64_MAX;
+    if (mdb_cursor_open(txn, st->st_dbi[PK_TBL_SALE_ENDS], &cur) != 0)
+        return PK_ESTORE;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (rc == 0) {
+        if (k.mv_size != 16) {
+            rc = PK_ESTORE;
+            break;
+        }
+        MDB_val hi = {8, k.mv_data}, lo = {8, (uint8_t *)k.mv_data + 8};
+        int64_t ends = (int64_t)pk_store_u64_of_key(&hi);
+        if (ends > now_ms || done == PK__SETTLE_PER_SWEEP) {
+            *next_due_ms = done == PK__SETTLE_PER_SWEEP ? now_ms : ends;
+            rc = MDB_NOTFOUND;
+            break;
+        }
+        if ((rc = pk__settle(st, txn, pk_store_u64_of_key(&lo), now_ms)) != 0)
+            break;
+        if (mdb_cursor_del(cur, 0) != 0) {
+            rc = PK_ESTORE;
+            break;
+        }
+        done++;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+        if (rc == EINVAL || rc == MDB_NOTFOUND) /* deleted the last entry */
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (done > 0)
+        pk_log_info("shard=%u settled %d ended sales", st->st_shard, done);
+    return rc == MDB_NOTFOUND ? 0 : (rc < 0 ? rc : PK_ESTORE);
+}
+
+static int pk__maintain_apply(pk_actor_t *owner, MDB_txn *txn, pk_msg_t *msg)
+{
+    int64_t next;
+    int rc = pk_shard_maintain(owner, txn, msg->m_now_ms, &next);
+    if (rc != 0)
+        return rc;
+    owner->a_next_due_ms = next;
+    msg->m_status = 200;
+    return 0;
+}
+
+const pk_op_t pk_op_sale_create = {"sale.create", false, pk__create_apply};
+const pk_op_t pk_op_sale_get = {"sale.get", true, pk__get_apply};
+const pk_op_t pk_op_sale_list = {"sale.list", true, pk__list_apply};
+const pk_op_t pk_op_shard_maintain = {"shard.maintain", false, pk__maintain_apply};
