@@ -83,9 +83,10 @@ pk_msg_t *pk_http_msg_new(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *a
 int pk_http_body(h2o_req_t *req, const pk_http_args_t *args, json_t **out) PK_MUST_USE;
 
 /*
- * Field readers: on a missing (when required) or invalid field they answer
- * 400 invalid_request naming the field and return -EINVAL; an absent
- * optional field returns 1 and leaves the output alone.
+ * Field readers: on a missing (when required) or invalid field (null
+ * included: these fields are not nullable) they answer 400 invalid_request
+ * naming the field and return -EINVAL; an absent optional field returns 1
+ * and leaves the output alone.
  */
 int pk_http_field_str(h2o_req_t *req, const pk_http_args_t *args, json_t *obj, const char *name, bool required,
                       const char **s, size_t *len) PK_MUST_USE;

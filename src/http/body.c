@@ -108,12 +108,13 @@ int pk_http_field_str(h2o_req_t *req, const pk_http_args_t *args, json_t *obj, c
                       const char **s, size_t *len)
 {
     json_t *v = json_object_get(obj, name);
-    if (v == NULL || (!required && json_is_null(v))) {
+    if (v == NULL) {
         if (!required)
             return 1;
         pk_http_invalid(req, args, name, "is required");
         return -EINVAL;
     }
+    /* null is a wrong type here too: none of these fields is nullable. */
     if (!json_is_string(v)) {
         pk_http_invalid(req, args, name, "must be a string");
         return -EINVAL;
@@ -128,7 +129,7 @@ int pk_http_field_int(h2o_req_t *req, const pk_http_args_t *args, json_t *obj, c
 {
     char why[96];
     json_t *v = json_object_get(obj, name);
-    if (v == NULL || (!required && json_is_null(v))) {
+    if (v == NULL) {
         if (!required)
             return 1;
         pk_http_invalid(req, args, name, "is required");
