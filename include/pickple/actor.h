@@ -28,7 +28,6 @@
 #include <ck_pr.h>
 #include <lmdb.h>
 #include <pthread.h>
-#include <semaphore.h>
 #include <stdbool.h>
 
 #include "pickple/common.h"
@@ -162,6 +161,7 @@ struct pk_actor {
     h2o_socket_t *a_wake_sock;
     pk_store_t a_store;
     unsigned a_inflight; /* live messages allocated by this thread */
+    unsigned a_next_worker; /* round-robin over the worker pool */
     bool a_shutdown_started;
     bool a_exit;
     pk_actor_stats_t a_stats;
@@ -178,14 +178,19 @@ struct pk_actor {
 };
 
 /* The worker pool for slow work (password hashing). */
+typedef struct pk_worker {
+    struct pk_workers *w_pool;
+    unsigned w_index; /* producer lane in reply boxes: nactors + w_index */
+    pthread_t w_thread;
+    pk_waker_t w_waker;
+    pk_mbox_t w_jobs; /* a lane per actor */
+} pk_worker_t;
+
 typedef struct pk_workers {
     unsigned wk_count;
-    pthread_t *wk_threads;
+    pk_worker_t *wk_workers;
     pk_runtime_t *wk_rt;
-    ck_ring_t wk_ring; /* multi-producer, multi-consumer job queue */
-    ck_ring_buffer_t *wk_slots;
-    sem_t wk_sem;      /* counts queued jobs; workers sleep on it */
-    unsigned wk_stop;  /* atomic */
+    unsigned wk_stop; /* atomic */
 } pk_workers_t;
 
 struct pk_runtime {

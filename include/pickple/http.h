@@ -20,7 +20,7 @@
 #define PK_BODY_BYTES_MAX 65536
 /* h2o resets HTTP/2 streams over its own limit instead of answering 413, so
  * its limit sits above ours and pickple answers 413 itself. */
-#define PK_H2O_ENTITY_BYTES_MAX (1u << 20)
+#define PK_H2O_ENTITY_BYTES_MAX (8u << 20)
 
 /* What the router hands a handler. */
 typedef struct pk_http_args {

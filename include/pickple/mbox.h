@@ -1,15 +1,21 @@
 /*
- * Bounded multi-producer, single-consumer mailboxes between actor threads.
+ * Bounded multi-producer, single-consumer mailboxes between threads.
  *
- * A mailbox is a Concurrency Kit ring of pointers.  Any thread may push; only
- * the owning actor pops.  The owner sleeps in its event loop on an eventfd
- * (pk_waker_t) that producers write only when they see the waker disarmed,
- * i.e. on the owner's empty -> non-empty transition, so a busy owner costs
- * its producers no system call.  Several mailboxes may share one waker
- * (an actor has a request box and a reply box).
+ * A mailbox is one lane per producer thread, each a Concurrency Kit
+ * single-producer/single-consumer ring of pointers.  Producers never wait
+ * for each other (a shared multi-producer ring commits slots in ticket
+ * order, so one producer preempted mid-push stalls every other producer:
+ * on an oversubscribed machine that showed up as seconds-long stalls).
+ * Only the owner pops, round-robin over the lanes.  The owner sleeps in
+ * its event loop on an eventfd (pk_waker_t) that producers write only when
+ * they see the waker disarmed, i.e. on the owner's empty -> non-empty
+ * transition, so a busy owner costs its producers no system call.  Several
+ * mailboxes may share one waker (an actor has a request box and a reply
+ * box).
  *
  * Caveats:
- * - pk_mbox_pop() must only ever be called from the owning thread.
+ * - pk_mbox_pop() must only ever be called from the owning thread, and
+ *   lane p of a mailbox only ever pushed to by producer thread p.
  * - A pushed pointer is handed over: the producer must not touch the object
  *   again until it comes back to it by another mailbox.
  * - Wake protocol (owner side): pk_waker_drain() (reads the eventfd and
@@ -32,11 +38,18 @@ typedef struct pk_waker {
     char wk_pad1[PK_CACHE_LINE - sizeof(unsigned)];
 } pk_waker_t;
 
+/* One producer's lane: written by that producer, read by the owner. */
+typedef struct pk_mbox_lane {
+    ck_ring_t ml_ring;
+    ck_ring_buffer_t *ml_slots;
+} __attribute__((aligned(PK_CACHE_LINE))) pk_mbox_lane_t;
+
 typedef struct pk_mbox {
-    ck_ring_t mb_ring;
-    ck_ring_buffer_t *mb_slots;
+    pk_mbox_lane_t *mb_lanes;
+    unsigned mb_producers;
+    unsigned mb_capacity; /* usable slots per lane: ring size - 1 */
+    unsigned mb_next;     /* owner: lane to try first (round-robin) */
     pk_waker_t *mb_waker;
-    unsigned mb_capacity; /* usable slots: ring size - 1 */
 } pk_mbox_t;
 
 /* Creates the eventfd.  Returns 0 or -errno. */
@@ -50,19 +63,22 @@ void pk_waker_drain(pk_waker_t *wk);
 void pk_waker_kick(pk_waker_t *wk);
 
 /*
- * Allocates a ring that holds at least capacity_min pointers (rounded up to
- * a power of two) and signals wk on pushes.  Returns 0 or -ENOMEM/-EINVAL.
+ * Allocates one lane per producer (producers 0..producers-1), each holding
+ * at least capacity_min pointers (rounded up to a power of two), and
+ * signals wk on pushes.  Returns 0 or -ENOMEM/-EINVAL.
  */
-int pk_mbox_init(pk_mbox_t *mb, unsigned capacity_min, pk_waker_t *wk) PK_MUST_USE;
+int pk_mbox_init(pk_mbox_t *mb, unsigned producers, unsigned capacity_min, pk_waker_t *wk) PK_MUST_USE;
 void pk_mbox_destroy(pk_mbox_t *mb);
 
 /*
- * Any thread: appends msg (non-NULL).  Returns 0, or PK_EFULL when the box
- * is full, in which case ownership of msg stays with the caller.
+ * Producer thread `producer` only: appends msg (non-NULL) to its lane.
+ * Returns 0, or PK_EFULL when that lane is full, in which case ownership of
+ * msg stays with the caller.  Wait-free.
  */
-int pk_mbox_push(pk_mbox_t *mb, void *msg) PK_MUST_USE;
+int pk_mbox_push(pk_mbox_t *mb, unsigned producer, void *msg) PK_MUST_USE;
 
-/* Owner only: removes the oldest message, or returns NULL when empty. */
+/* Owner only: removes a message (FIFO per producer, lanes served
+ * round-robin), or returns NULL when every lane is empty. */
 void *pk_mbox_pop(pk_mbox_t *mb);
 
 /* Approximate number of queued messages (exact from the owner when idle). */

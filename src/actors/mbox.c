@@ -3,6 +3,7 @@
 #include <assert.h>
 #include <ck_pr.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -57,17 +58,27 @@ void pk_waker_kick(pk_waker_t *wk)
     }
 }
 
-int pk_mbox_init(pk_mbox_t *mb, unsigned capacity_min, pk_waker_t *wk)
+int pk_mbox_init(pk_mbox_t *mb, unsigned producers, unsigned capacity_min, pk_waker_t *wk)
 {
     unsigned size = 2;
-    if (capacity_min == 0 || capacity_min > (1u << 24))
+    memset(mb, 0, sizeof(*mb));
+    if (producers == 0 || producers > 1024 || capacity_min == 0 || capacity_min > (1u << 24))
         return -EINVAL;
     while (size - 1 < capacity_min)
         size <<= 1;
-    mb->mb_slots = calloc(size, sizeof(ck_ring_buffer_t));
-    if (mb->mb_slots == NULL)
+    mb->mb_lanes = aligned_alloc(PK_CACHE_LINE, sizeof(pk_mbox_lane_t) * producers);
+    if (mb->mb_lanes == NULL)
         return -ENOMEM;
-    ck_ring_init(&mb->mb_ring, size);
+    memset(mb->mb_lanes, 0, sizeof(pk_mbox_lane_t) * producers);
+    mb->mb_producers = producers;
+    for (unsigned i = 0; i < producers; i++) {
+        mb->mb_lanes[i].ml_slots = calloc(size, sizeof(ck_ring_buffer_t));
+        if (mb->mb_lanes[i].ml_slots == NULL) {
+            pk_mbox_destroy(mb);
+            return -ENOMEM;
+        }
+        ck_ring_init(&mb->mb_lanes[i].ml_ring, size);
+    }
     mb->mb_waker = wk;
     mb->mb_capacity = size - 1;
     return 0;
@@ -75,14 +86,21 @@ int pk_mbox_init(pk_mbox_t *mb, unsigned capacity_min, pk_waker_t *wk)
 
 void pk_mbox_destroy(pk_mbox_t *mb)
 {
-    free(mb->mb_slots);
-    mb->mb_slots = NULL;
+    if (mb->mb_lanes != NULL) {
+        for (unsigned i = 0; i < mb->mb_producers; i++)
+            free(mb->mb_lanes[i].ml_slots);
+        free(mb->mb_lanes);
+    }
+    mb->mb_lanes = NULL;
+    mb->mb_producers = 0;
 }
 
-int pk_mbox_push(pk_mbox_t *mb, void *msg)
+int pk_mbox_push(pk_mbox_t *mb, unsigned producer, void *msg)
 {
     assert(msg != NULL);
-    if (!ck_ring_enqueue_mpsc(&mb->mb_ring, mb->mb_slots, msg))
+    assert(producer < mb->mb_producers);
+    pk_mbox_lane_t *lane = &mb->mb_lanes[producer];
+    if (!ck_ring_enqueue_spsc(&lane->ml_ring, lane->ml_slots, msg))
         return PK_EFULL;
     pk_waker_kick(mb->mb_waker);
     return 0;
@@ -91,12 +109,21 @@ int pk_mbox_push(pk_mbox_t *mb, void *msg)
 void *pk_mbox_pop(pk_mbox_t *mb)
 {
     void *msg;
-    if (!ck_ring_dequeue_mpsc(&mb->mb_ring, mb->mb_slots, &msg))
-        return NULL;
-    return msg;
+    for (unsigned k = 0; k < mb->mb_producers; k++) {
+        unsigned i = (mb->mb_next + k) % mb->mb_producers;
+        pk_mbox_lane_t *lane = &mb->mb_lanes[i];
+        if (ck_ring_dequeue_spsc(&lane->ml_ring, lane->ml_slots, &msg)) {
+            mb->mb_next = i + 1;
+            return msg;
+        }
+    }
+    return NULL;
 }
 
 unsigned pk_mbox_size(pk_mbox_t *mb)
 {
-    return ck_ring_size(&mb->mb_ring);
+    unsigned n = 0;
+    for (unsigned i = 0; i < mb->mb_producers; i++)
+        n += ck_ring_size(&mb->mb_lanes[i].ml_ring);
+    return n;
 }

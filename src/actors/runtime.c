@@ -64,7 +64,7 @@ int pk_actor_send(pk_actor_t *origin, pk_msg_t *msg)
     assert(msg->m_shard < rt->rt_nactors);
     msg->m_origin = (uint16_t)origin->a_index;
     pk_actor_t *owner = &rt->rt_actors[msg->m_shard];
-    int rc = pk_mbox_push(&owner->a_inbox, msg);
+    int rc = pk_mbox_push(&owner->a_inbox, origin->a_index, msg);
     if (rc != 0)
         PK_STAT_ADD(origin->a_stats.as_rejected_full, 1);
     return rc;
@@ -79,7 +79,7 @@ static void pk__reply(pk_actor_t *self, pk_msg_t *msg)
         return;
     }
     pk_actor_t *origin = &self->a_rt->rt_actors[msg->m_origin];
-    int rc = pk_mbox_push(&origin->a_replies, msg);
+    int rc = pk_mbox_push(&origin->a_replies, self->a_index, msg);
     /* Never full: the origin keeps fewer live messages than it holds. */
     assert(rc == 0);
     (void)rc;
@@ -364,6 +364,8 @@ int pk_runtime_open(pk_runtime_t *rt, const pk_config_t *cfg, unsigned nshards)
     memset(rt->rt_actors, 0, sizeof(pk_actor_t) * nshards);
 
     uint16_t port = cfg->cf_listen_port;
+    /* Reply boxes have a lane per actor and per worker: size the pool now. */
+    rt->rt_workers.wk_count = nshards < 2 ? 2 : nshards;
     for (unsigned i = 0; i < nshards; i++) {
         pk_actor_t *a = &rt->rt_actors[i];
         a->a_rt = rt;
@@ -374,8 +376,9 @@ int pk_runtime_open(pk_runtime_t *rt, const pk_config_t *cfg, unsigned nshards)
             goto fail;
         opened++;
         if ((rc = pk_waker_init(&a->a_waker)) != 0 ||
-            (rc = pk_mbox_init(&a->a_inbox, PK_INBOX_CAPACITY, &a->a_waker)) != 0 ||
-            (rc = pk_mbox_init(&a->a_replies, PK_REPLY_CAPACITY, &a->a_waker)) != 0)
+            (rc = pk_mbox_init(&a->a_inbox, nshards, PK_INBOX_CAPACITY, &a->a_waker)) != 0 ||
+            (rc = pk_mbox_init(&a->a_replies, nshards + rt->rt_workers.wk_count, PK_REPLY_CAPACITY, &a->a_waker)) !=
+                0)
             goto fail;
         /* Port 0 binds an ephemeral port once; the others share it. */
         rc = pk__listen(cfg->cf_listen_host, port, &port);
@@ -409,7 +412,7 @@ int pk_runtime_launch(pk_runtime_t *rt)
     int rc;
     unsigned started = 0, nshards = rt->rt_nactors;
     const pk_config_t *cfg = rt->rt_cfg;
-    if ((rc = pk_workers_start(&rt->rt_workers, rt, nshards < 2 ? 2 : nshards)) != 0)
+    if ((rc = pk_workers_start(&rt->rt_workers, rt, rt->rt_workers.wk_count)) != 0)
         goto fail;
     for (unsigned i = 0; i < nshards; i++) {
         if (pthread_create(&rt->rt_actors[i].a_thread, NULL, pk__actor_main, &rt->rt_actors[i]) != 0) {

@@ -1,8 +1,10 @@
 /* The worker pool: a few threads for slow, stateless work (password
- * hashing) so no actor loop ever stalls on it.  Jobs are messages; the
- * result goes back to the origin's reply box like a shard's reply. */
+ * hashing) so no actor loop ever stalls on it.  Jobs are messages; each
+ * worker has its own mailbox with a lane per actor, and the result goes
+ * back to the origin's reply box like a shard's reply. */
 #include <assert.h>
 #include <ck_pr.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,63 +13,67 @@
 
 static void *pk__worker_main(void *arg)
 {
-    pk_workers_t *wk = arg;
+    pk_worker_t *w = arg;
+    pk_workers_t *wk = w->w_pool;
+    pk_runtime_t *rt = wk->wk_rt;
+    struct pollfd pfd = {.fd = w->w_waker.wk_fd, .events = POLLIN};
     for (;;) {
-        while (sem_wait(&wk->wk_sem) != 0 && errno == EINTR)
-            ;
+        pk_msg_t *msg;
+        pk_waker_drain(&w->w_waker);
+        while ((msg = pk_mbox_pop(&w->w_jobs)) != NULL) {
+            msg->m_work(msg);
+            pk_actor_t *origin = &rt->rt_actors[msg->m_origin];
+            int rc = pk_mbox_push(&origin->a_replies, rt->rt_nactors + w->w_index, msg);
+            /* The origin keeps fewer live messages than a lane holds. */
+            assert(rc == 0);
+            (void)rc;
+        }
         if (ck_pr_load_uint(&wk->wk_stop))
             return NULL;
-        pk_msg_t *msg;
-        /* The semaphore counted one job for us; a concurrent worker may
-         * still be mid-enqueue, so spin briefly until it is visible. */
-        while (!ck_ring_dequeue_mpmc(&wk->wk_ring, wk->wk_slots, &msg))
-            ck_pr_stall();
-        msg->m_work(msg);
-        pk_actor_t *origin = &wk->wk_rt->rt_actors[msg->m_origin];
-        int rc = pk_mbox_push(&origin->a_replies, msg);
-        /* The origin keeps fewer live messages than its reply box holds. */
-        assert(rc == 0);
-        (void)rc;
+        while (poll(&pfd, 1, -1) < 0 && errno == EINTR)
+            ;
     }
 }
 
 int pk_workers_start(pk_workers_t *wk, pk_runtime_t *rt, unsigned count)
 {
-    memset(wk, 0, sizeof(*wk));
     wk->wk_rt = rt;
-    wk->wk_slots = calloc(PK_WORKER_QUEUE_CAPACITY, sizeof(ck_ring_buffer_t));
-    wk->wk_threads = calloc(count, sizeof(pthread_t));
-    if (wk->wk_slots == NULL || wk->wk_threads == NULL)
-        goto fail;
-    ck_ring_init(&wk->wk_ring, PK_WORKER_QUEUE_CAPACITY);
-    if (sem_init(&wk->wk_sem, 0, 0) != 0)
-        goto fail;
+    wk->wk_stop = 0;
+    wk->wk_count = 0;
+    wk->wk_workers = calloc(count, sizeof(pk_worker_t));
+    if (wk->wk_workers == NULL)
+        return -ENOMEM;
     for (unsigned i = 0; i < count; i++) {
-        if (pthread_create(&wk->wk_threads[i], NULL, pk__worker_main, wk) != 0) {
+        pk_worker_t *w = &wk->wk_workers[i];
+        int rc;
+        w->w_pool = wk;
+        w->w_index = i;
+        if ((rc = pk_waker_init(&w->w_waker)) != 0 ||
+            (rc = pk_mbox_init(&w->w_jobs, rt->rt_nactors, PK_WORKER_QUEUE_CAPACITY, &w->w_waker)) != 0 ||
+            pthread_create(&w->w_thread, NULL, pk__worker_main, w) != 0) {
+            pk_mbox_destroy(&w->w_jobs);
+            pk_waker_destroy(&w->w_waker);
             pk_workers_stop(wk);
-            return -EAGAIN;
+            return rc != 0 ? rc : -EAGAIN;
         }
         wk->wk_count++;
     }
     return 0;
-fail:
-    free(wk->wk_slots);
-    free(wk->wk_threads);
-    return -ENOMEM;
 }
 
 void pk_workers_stop(pk_workers_t *wk)
 {
     ck_pr_store_uint(&wk->wk_stop, 1);
     for (unsigned i = 0; i < wk->wk_count; i++)
-        sem_post(&wk->wk_sem);
-    for (unsigned i = 0; i < wk->wk_count; i++)
-        pthread_join(wk->wk_threads[i], NULL);
-    sem_destroy(&wk->wk_sem);
-    free(wk->wk_slots);
-    free(wk->wk_threads);
-    wk->wk_slots = NULL;
-    wk->wk_threads = NULL;
+        pk_waker_kick(&wk->wk_workers[i].w_waker);
+    for (unsigned i = 0; i < wk->wk_count; i++) {
+        pk_worker_t *w = &wk->wk_workers[i];
+        pthread_join(w->w_thread, NULL);
+        pk_mbox_destroy(&w->w_jobs);
+        pk_waker_destroy(&w->w_waker);
+    }
+    free(wk->wk_workers);
+    wk->wk_workers = NULL;
     wk->wk_count = 0;
 }
 
@@ -76,8 +82,11 @@ int pk_actor_work(pk_actor_t *origin, pk_msg_t *msg)
     pk_workers_t *wk = &origin->a_rt->rt_workers;
     assert(msg->m_work != NULL && msg->m_done != NULL);
     msg->m_origin = (uint16_t)origin->a_index;
-    if (!ck_ring_enqueue_mpmc(&wk->wk_ring, wk->wk_slots, msg))
-        return PK_EFULL;
-    sem_post(&wk->wk_sem);
-    return 0;
+    /* Round-robin; a full lane passes the job to the next worker. */
+    for (unsigned k = 0; k < wk->wk_count; k++) {
+        pk_worker_t *w = &wk->wk_workers[origin->a_next_worker++ % wk->wk_count];
+        if (pk_mbox_push(&w->w_jobs, origin->a_index, msg) == 0)
+            return 0;
+    }
+    return PK_EFULL;
 }

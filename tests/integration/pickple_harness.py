@@ -231,7 +231,7 @@ def curl_call(base_url, method, path, json_body=None, token=None, headers=None,
 
 
 def curl_parallel(base_url, requests, http1=False, parallel_max=200, separate_connections=False,
-                  max_time=60):
+                  max_time=240):
     """Fires every request concurrently with one `curl --parallel` process,
     each on its own connection (separate_connections is kept for callers; it
     is always so, see below).
@@ -340,11 +340,11 @@ def h2load_available():
     return shutil.which("h2load") is not None
 
 
-def run_h2load(base_url, path, n, clients=1, streams=100, body=None, headers=None, timeout=120):
+def run_h2load(base_url, path, n, clients=1, streams=100, body=None, headers=None, timeout=600):
     """Runs nghttp2's h2load (h2c prior knowledge, many streams multiplexed on
     each connection; this is what curl 7.88 cannot do).  Returns a dict with
     total, succeeded, failed, errored, timeout, 2xx, 3xx, 4xx, 5xx."""
-    cmd = ["h2load", "-n", str(n), "-c", str(clients), "-m", str(streams), "-T", "60", "-N", "60"]
+    cmd = ["h2load", "-n", str(n), "-c", str(clients), "-m", str(streams), "-T", str(timeout), "-N", str(timeout)]
     if body is not None:
         bf = tmp_path("h2load-body")
         with open(bf, "wb") as f:
@@ -355,7 +355,7 @@ def run_h2load(base_url, path, n, clients=1, streams=100, body=None, headers=Non
     for k, v in (headers or {}).items():
         cmd += ["-H", f"{k}: {v}"]
     cmd.append(base_url + path)
-    p = subprocess.run(cmd, capture_output=True, timeout=timeout)
+    p = subprocess.run(cmd, capture_output=True, timeout=timeout + 60)
     out = p.stdout.decode(errors="replace")
     res = {}
     m = re.search(r"requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, "
@@ -643,10 +643,13 @@ def assert_error(resp, status, code=None, field=None):
         assert field in msg, f"error message should name field {field!r}: {msg!r}"
 
 
-def assert_error_shape(resp):
+def assert_error_shape(resp, msgpack=False):
+    """The contract's error body, as JSON (or, when msgpack is true, as the
+    MessagePack the request asked for)."""
     ct = resp.headers.get("content-type", "")
-    assert ct.split(";")[0].strip().lower() == "application/json", \
-        f"error content-type should be application/json, got {ct!r} ({resp!r})"
+    want = "application/msgpack" if msgpack else "application/json"
+    assert ct.split(";")[0].strip().lower() == want, \
+        f"error content-type should be {want}, got {ct!r} ({resp!r})"
     b = resp.body
     assert isinstance(b, dict) and isinstance(b.get("error"), dict), f"no error object: {resp!r}"
     e = b["error"]
@@ -658,9 +661,9 @@ def assert_status(resp, status):
     assert resp.status == status, f"expected HTTP {status}, got {resp!r}"
 
 
-def assert_4xx(resp):
+def assert_4xx(resp, msgpack=False):
     assert 400 <= resp.status <= 499, f"expected a 4xx, got {resp!r}"
-    assert_error_shape(resp)
+    assert_error_shape(resp, msgpack)
 
 
 # --------------------------------------------------------------------------
@@ -892,7 +895,7 @@ def run_tests(namespace, only=None):
         print(f"FAIL setup: {e}")
         print("0 passed, 1 failed")
         sys.stdout.flush()
-        os._exit(1)
+        sys.exit(1)
     for name, fn in tests:
         n_servers = len(_ALL_SERVERS)
         t0 = time.monotonic()

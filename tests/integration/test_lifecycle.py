@@ -1,6 +1,7 @@
 """Process lifecycle: command line, signals, durability across restarts and
 kill -9, the `token` subcommand, environment configuration, secrets."""
 
+import json
 import os
 import re
 import signal
@@ -68,6 +69,16 @@ def test_malformed_threads_exit_2():
 
 def test_malformed_sync_exit_2():
     _bad_cli(["--sync", "maybe"], "sync")
+
+
+def test_malformed_environment_exit_2():
+    d = tmp_dir("cli")
+    for name, value in (("PICKPLE_THREADS", "abc"), ("PICKPLE_SYNC", "maybe")):
+        p = run_bin(["--listen", f"127.0.0.1:{free_port()}", "--data-dir", d, "--kafka-brokers", "off"],
+                    env={name: value})
+        err = p.stderr.decode(errors="replace")
+        assert p.returncode == 2, f"{name}={value}: exit {p.returncode} (stderr={err!r})"
+        assert len(err.strip().splitlines()) == 1 and name in err, f"{name}={value}: stderr {err!r}"
 
 
 def test_more_malformed_values_exit_2():
@@ -150,28 +161,97 @@ def test_kill9_after_201_keeps_user():
 def test_sigterm_with_requests_in_flight():
     s = Server()
     try:
-        names = [unique_name("fl") for _ in range(80)]
-        reqs = [{"method": "POST", "path": SIGN_UP,
-                 "json_body": {"username": n, "password": DEFAULT_PASSWORD, "email": f"{n}@f.l"}} for n in names]
+        def wave(prefix, n):
+            names = [unique_name(prefix) for _ in range(n)]
+            reqs = [{"method": "POST", "path": SIGN_UP,
+                     "json_body": {"username": x, "password": DEFAULT_PASSWORD, "email": f"{x}@f.l"}} for x in names]
+            return names, reqs
+
+        names1, reqs1 = wave("fa", 30)
+        names2, reqs2 = wave("fb", 20)
         out = {}
 
-        def fire():
-            out["res"] = s.parallel(reqs, http1=True, separate_connections=True, max_time=60)
+        def fire(key, reqs, http1):
+            out[key] = s.parallel(reqs, http1=http1, max_time=120)
 
-        t = threading.Thread(target=fire)
-        t.start()
-        time.sleep(0.4)
-        rc = s.stop(signal.SIGTERM, timeout=60)
-        t.join(120)
-        assert not t.is_alive(), "clients still hanging after the server exited"
+        t1 = threading.Thread(target=fire, args=("first", reqs1, True))
+        t1.start()
+        time.sleep(0.5)  # the first wave is being hashed and committed
+        s.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        t2 = threading.Thread(target=fire, args=("late", reqs2, False))  # after SIGTERM
+        t2.start()
+        try:
+            s.proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("server still running 120 s after SIGTERM\n" + s.log_tail())
+        rc = s.stop()
+        t1.join(180)
+        t2.join(180)
+        assert not t1.is_alive() and not t2.is_alive(), "clients still hanging after the server exited"
         assert rc == 0, f"SIGTERM under load: exit code {rc}\n{s.log_tail()}"
-        res = out["res"]
-        st = [r.status for r in res]
-        assert set(st) <= {201, 503, 429, 0}, f"unexpected statuses during shutdown: {sorted(set(st))}"
-        ok = [names[i] for i, r in enumerate(res) if r.status == 201]
+        st1 = [r.status for r in out["first"]]
+        st2 = [r.status for r in out["late"]]
+        assert set(st1) <= {201, 503, 0}, f"unexpected statuses for requests in flight: {sorted(set(st1))}"
+        assert set(st2) <= {503, 0}, f"requests sent after SIGTERM: {sorted(set(st2))} (should not be accepted)"
+        ok = [names1[i] for i, r in enumerate(out["first"]) if r.status == 201]
+        assert ok, f"no request in flight was answered 201: {st1}"
         s.start()
         lost = [n for n in ok if s.sign_in_response(n).status != 200]
         assert not lost, f"{len(lost)} of {len(ok)} acknowledged sign-ups lost across SIGTERM: {lost[:5]}"
+    finally:
+        s.kill9()
+
+
+def test_threads_change_keeps_users():
+    s = Server()
+    try:
+        users = [s.sign_up() for _ in range(6)]
+        assert s.stop() == 0
+        for threads in (3, 1):
+            s.threads = threads
+            s.start()
+            for u in users:
+                assert_status(s.sign_in_response(u["username"]), 200)
+                assert_error(s.call("POST", SIGN_UP, {"username": u["username"], "password": DEFAULT_PASSWORD,
+                                                      "email": "d@u.p"}), 409, "username_taken")
+            new = s.sign_up()
+            assert new["user_id"] not in {u["user_id"] for u in users}
+            users.append(new)
+            assert s.stop() == 0
+    finally:
+        s.kill9()
+
+
+def test_sync_none_works():
+    s = Server(extra_args=["--sync", "none"])
+    try:
+        u = s.sign_up()
+        assert s.stop() == 0
+        s.start()
+        assert_status(s.sign_in_response(u["username"]), 200)
+    finally:
+        s.kill9()
+
+
+def test_log_format_json():
+    s = Server(extra_args=["--log-format", "json"])
+    try:
+        s.sign_up()
+        s.call("GET", "/api/v1/nope")
+        assert s.stop() == 0
+        with open(s.log_path, "rb") as f:
+            lines = [ln for ln in f.read().decode("utf-8", "replace").splitlines()
+                     if ln.strip() and not ln.startswith("==== start")]
+        assert lines, "no log lines at all with --log-format json"
+        bad = []
+        for ln in lines:
+            try:
+                if not isinstance(json.loads(ln), dict):
+                    bad.append(ln)
+            except ValueError:
+                bad.append(ln)
+        assert not bad, f"{len(bad)} of {len(lines)} log lines are not JSON objects, e.g. {bad[:3]}"
     finally:
         s.kill9()
 
@@ -324,13 +404,53 @@ def test_no_admin_password_no_admin():
 
 
 def test_newer_data_dir_format_refused():
-    # TODO(lead): the contract says a data directory written by a newer,
-    # incompatible version is refused with a clear message.  The file (or LMDB
-    # key) that holds the format version is not decided yet; once it is, write
-    # a version such as 999 there, start the server and expect a non-zero exit
-    # (no /readyz 200) with a message naming the version, and the data left
-    # untouched.
-    skip("format-version location not specified yet (TODO)")
+    # TODO(lead): the contract does not name the file that holds the data
+    # format version.  The current server writes <data-dir>/FORMAT
+    # ("pickple-data-format 1" ...; src/store/store.c); this test bumps the
+    # first number in it to 999 and expects the start to be refused with a
+    # message naming 999, and the directory left as it was.  Confirm the file
+    # name and adjust here if it changes.
+    s = Server()
+    try:
+        u = s.sign_up()
+        assert s.stop() == 0
+        fmt = os.path.join(s.data_dir, "FORMAT")
+        if not os.path.isfile(fmt):
+            skip("no <data-dir>/FORMAT file; format-version location unknown (TODO)")
+        with open(fmt, "rb") as f:
+            original = f.read()
+        bumped, n = re.subn(rb"\d+", b"999", original, count=1)
+        assert n == 1, f"no version number in FORMAT: {original!r}"
+        with open(fmt, "wb") as f:
+            f.write(bumped)
+        p = run_bin(s.argv()[1:], timeout=20)
+        err = p.stderr.decode(errors="replace") + p.stdout.decode(errors="replace")
+        assert p.returncode != 0, f"server started on a format-999 data dir (exit {p.returncode}): {err}"
+        assert "999" in err, f"refusal does not name the version found: {err!r}"
+        with open(fmt, "rb") as f:
+            assert f.read() == bumped, "FORMAT rewritten by the refused start"
+        with open(fmt, "wb") as f:
+            f.write(original)
+        s.start()
+        assert_status(s.sign_in_response(u["username"]), 200)
+    finally:
+        s.kill9()
+
+
+def test_garbage_format_file_refused():
+    s = Server()
+    try:
+        assert s.stop() == 0
+        fmt = os.path.join(s.data_dir, "FORMAT")
+        if not os.path.isfile(fmt):
+            skip("no <data-dir>/FORMAT file (TODO)")
+        with open(fmt, "wb") as f:
+            f.write(b"\x00\xffnot a format file\n")
+        p = run_bin(s.argv()[1:], timeout=20)
+        assert p.returncode != 0, "server started with a garbage FORMAT file"
+        assert p.stderr.strip(), "no message for the unreadable data directory"
+    finally:
+        s.kill9()
 
 
 if __name__ == "__main__":
