@@ -46,11 +46,14 @@ static json_t *pk__from_msgpack(const msgpack_object *o, unsigned depth)
         for (uint32_t i = 0; obj != NULL && i < o->via.map.size; i++) {
             const msgpack_object_kv *kv = &o->via.map.ptr[i];
             char key[256];
-            if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size >= sizeof(key) ||
-                memchr(kv->key.via.str.ptr, '\0', kv->key.via.str.size) != NULL) {
+            if (kv->key.type != MSGPACK_OBJECT_STR) {
                 json_decref(obj);
                 return NULL;
             }
+            /* No field of the contract has such a name: an unknown field,
+             * ignored like unknown JSON fields. */
+            if (kv->key.via.str.size >= sizeof(key) || memchr(kv->key.via.str.ptr, '\0', kv->key.via.str.size) != NULL)
+                continue;
             memcpy(key, kv->key.via.str.ptr, kv->key.via.str.size);
             key[kv->key.via.str.size] = '\0';
             json_t *v = pk__from_msgpack(&kv->val, depth + 1);
@@ -61,7 +64,10 @@ static json_t *pk__from_msgpack(const msgpack_object *o, unsigned depth)
         }
         return obj;
     }
-    default: return NULL; /* bin, ext */
+    default:
+        /* bin, ext: no JSON equivalent; null makes a known field a wrong
+         * type (400) and leaves an unknown one ignored. */
+        return json_null();
     }
 }
 
