@@ -10,10 +10,10 @@
  * message (the connection's thread), which alone touches h2o objects and
  * frees the message.
  *
- * Bounds: an inbox holds PK_INBOX_CAPACITY messages; a full inbox is
- * answered 503 + Retry-After by the sender.  A thread keeps at most
- * PK_INFLIGHT_MAX messages alive; its reply box is larger than that, so a
- * reply always fits and is never dropped.
+ * Bounds: each sender's lane of an inbox holds PK_INBOX_CAPACITY messages;
+ * a full lane is answered 503 + Retry-After by the sender.  A thread keeps
+ * at most PK_INFLIGHT_MAX messages alive; each lane of its reply box holds
+ * more than that, so a reply always fits and is never dropped.
  *
  * Caveats:
  * - Only the owner thread touches a shard's pk_store_t; only the origin
@@ -246,6 +246,10 @@ void pk_msg_free(pk_actor_t *origin, pk_msg_t *msg);
 
 /* Sets a 4xx/5xx answer on msg (code and message must be static strings). */
 void pk_msg_error(pk_msg_t *msg, int status, const char *code, const char *message);
+
+/* Takes the document rendered into o as the reply with status, or answers
+ * 500 when rendering failed (o is finished either way). */
+void pk_msg_reply(pk_msg_t *msg, pk_out_t *o, int status);
 
 /*
  * Sends msg (m_op, m_shard, m_done set) to its shard.  Returns 0, or

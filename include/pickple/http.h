@@ -61,6 +61,13 @@ void pk_http_finish(pk_actor_t *a, pk_msg_t *msg);
  * shutdown answers 503 + Retry-After and frees msg.
  */
 void pk_http_submit(pk_actor_t *a, h2o_req_t *req, pk_msg_t *msg);
+/*
+ * The common single hop: sends msg with op to the shard owning owner_id
+ * (id % nshards; a shard index is its own owner) and answers with
+ * pk_http_finish when the reply comes back.
+ */
+void pk_http_submit_op(pk_actor_t *a, h2o_req_t *req, pk_msg_t *msg, const pk_op_t *op, uint64_t owner_id);
+
 /* Same for the worker pool. */
 void pk_http_submit_work(pk_actor_t *a, h2o_req_t *req, pk_msg_t *msg);
 

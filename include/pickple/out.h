@@ -59,8 +59,6 @@ void pk_out_bool(pk_out_t *o, bool v);
 void pk_out_null(pk_out_t *o);
 /* An RFC 3339 UTC string of Unix epoch milliseconds. */
 void pk_out_time(pk_out_t *o, int64_t ms);
-/* Appends one already-rendered JSON value (JSON writers only). */
-void pk_out_raw_json(pk_out_t *o, const char *json, size_t len);
 /* Appends one value already rendered in this writer's format (both JSON and
  * MessagePack values concatenate). */
 void pk_out_raw(pk_out_t *o, const char *data, size_t len);

@@ -112,7 +112,4 @@ int pk_store_put_id(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t id, c
 int pk_store_outbox_append(pk_store_t *st, MDB_txn *txn, const char *type, uint64_t key_id, int64_t now_ms,
                            const char *data_json, size_t data_len) PK_MUST_USE;
 
-/* Number of events waiting in the outbox (for logs and metrics). */
-int pk_store_outbox_count(pk_store_t *st, uint64_t *count) PK_MUST_USE;
-
 #endif

@@ -57,6 +57,16 @@ void pk_msg_error(pk_msg_t *msg, int status, const char *code, const char *messa
     msg->m_err_message = message;
 }
 
+void pk_msg_reply(pk_msg_t *msg, pk_out_t *o, int status)
+{
+    pk_buf_free(&msg->m_body);
+    if (pk_out_finish(o, &msg->m_body) != 0) {
+        pk_msg_error(msg, 500, "internal", "cannot render the answer");
+        return;
+    }
+    msg->m_status = status;
+}
+
 int pk_actor_send(pk_actor_t *origin, pk_msg_t *msg)
 {
     pk_runtime_t *rt = origin->a_rt;

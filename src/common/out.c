@@ -219,13 +219,6 @@ void pk_out_time(pk_out_t *o, int64_t ms)
     pk_out_str(o, ts, (size_t)n);
 }
 
-void pk_out_raw_json(pk_out_t *o, const char *json, size_t len)
-{
-    assert(o->o_fmt == PK_FMT_JSON);
-    pk__value_begin(o);
-    pk__raw(o, json, len);
-}
-
 void pk_out_raw(pk_out_t *o, const char *data, size_t len)
 {
     pk__value_begin(o);

@@ -110,16 +110,27 @@ int pk_http_body(h2o_req_t *req, const pk_http_args_t *args, json_t **out)
     return 0;
 }
 
+/* Finds a field: 0 with *v, 1 when absent and optional, -EINVAL (answered)
+ * when absent and required. */
+static int pk__field(h2o_req_t *req, const pk_http_args_t *args, json_t *obj, const char *name, bool required,
+                     json_t **v)
+{
+    *v = json_object_get(obj, name);
+    if (*v != NULL)
+        return 0;
+    if (!required)
+        return 1;
+    pk_http_invalid(req, args, name, "is required");
+    return -EINVAL;
+}
+
 int pk_http_field_str(h2o_req_t *req, const pk_http_args_t *args, json_t *obj, const char *name, bool required,
                       const char **s, size_t *len)
 {
-    json_t *v = json_object_get(obj, name);
-    if (v == NULL) {
-        if (!required)
-            return 1;
-        pk_http_invalid(req, args, name, "is required");
-        return -EINVAL;
-    }
+    json_t *v;
+    int rc = pk__field(req, args, obj, name, required, &v);
+    if (rc != 0)
+        return rc;
     /* null is a wrong type here too: none of these fields is nullable. */
     if (!json_is_string(v)) {
         pk_http_invalid(req, args, name, "must be a string");
@@ -134,13 +145,10 @@ int pk_http_field_int(h2o_req_t *req, const pk_http_args_t *args, json_t *obj, c
                       int64_t min, int64_t max, int64_t *out)
 {
     char why[96];
-    json_t *v = json_object_get(obj, name);
-    if (v == NULL) {
-        if (!required)
-            return 1;
-        pk_http_invalid(req, args, name, "is required");
-        return -EINVAL;
-    }
+    json_t *v;
+    int rc = pk__field(req, args, obj, name, required, &v);
+    if (rc != 0)
+        return rc;
     if (!json_is_integer(v)) {
         pk_http_invalid(req, args, name, "must be an integer");
         return -EINVAL;

@@ -55,9 +55,9 @@ static int pk__list_query(h2o_req_t *req, const pk_http_args_t *args, uint32_t *
     return 0;
 }
 
-static void pk__gather_done(pk_actor_t *a, pk_msg_t *child)
+/* Drops one hold on parent; the last one merges the parts and answers. */
+static void pk__gather_release(pk_actor_t *a, pk_msg_t *parent)
 {
-    pk_msg_t *parent = child->m_parent;
     if (--parent->m_children_waiting > 0)
         return;
     /* Every shard answered: merge ascending by id. */
@@ -110,6 +110,11 @@ static void pk__gather_done(pk_actor_t *a, pk_msg_t *child)
     free(parent->m_children);
     parent->m_children = NULL;
     pk_http_finish(a, parent);
+}
+
+static void pk__gather_done(pk_actor_t *a, pk_msg_t *child)
+{
+    pk__gather_release(a, child->m_parent);
 }
 
 void pk_http_list(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args, const pk_op_t *op,
@@ -177,7 +182,5 @@ void pk_http_list(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args, con
         }
     }
     /* Drop the sending loop's hold; finishes the page if everything is back. */
-    pk_msg_t hold = {0};
-    hold.m_parent = parent;
-    pk__gather_done(a, &hold);
+    pk__gather_release(a, parent);
 }

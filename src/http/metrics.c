@@ -1,75 +1,87 @@
 /* GET /metrics: Prometheus text exposition of the runtime's counters. */
 #include <ck_pr.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 
 #include "pickple/http.h"
 
 #define PK__METRICS_BYTES_MAX 16384
 
+typedef struct pk__metrics_buf {
+    char *mb_data;
+    size_t mb_len;
+} pk__metrics_buf_t;
+
+static void pk__emit(pk__metrics_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void pk__emit(pk__metrics_buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(b->mb_data + b->mb_len, PK__METRICS_BYTES_MAX - b->mb_len, fmt, ap);
+    va_end(ap);
+    if (n > 0 && (size_t)n < PK__METRICS_BYTES_MAX - b->mb_len)
+        b->mb_len += (size_t)n;
+}
+
+/* Per-shard u64 statistics exported as they are. */
+static const struct {
+    const char *name;
+    const char *type;
+    const char *help;
+    size_t offset; /* in pk_actor_stats_t */
+} pk__shard_stats[] = {
+    {"pickple_commit_batches_total", "counter", "Write transactions committed (group commits).",
+     offsetof(pk_actor_stats_t, as_batches)},
+    {"pickple_commit_batch_messages_total", "counter", "Messages applied in committed batches.",
+     offsetof(pk_actor_stats_t, as_batch_msgs)},
+    {"pickple_commit_batch_max", "gauge", "Largest group commit so far.", offsetof(pk_actor_stats_t, as_batch_max)},
+    {"pickple_read_batches_total", "counter", "Read-only batches (no commit).",
+     offsetof(pk_actor_stats_t, as_read_batches)},
+    {"pickple_rejected_busy_total", "counter", "Requests answered 503 because a mailbox lane was full.",
+     offsetof(pk_actor_stats_t, as_rejected_full)},
+    {"pickple_store_errors_total", "counter", "Batches aborted by a storage failure.",
+     offsetof(pk_actor_stats_t, as_store_errors)},
+};
+
 void pk_h_metrics(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args)
 {
     pk_runtime_t *rt = a->a_rt;
-    char *buf = h2o_mem_alloc_pool(&req->pool, PK__METRICS_BYTES_MAX);
-    size_t o = 0;
-#define PK__EMIT(...)                                                                                                 \
-    do {                                                                                                              \
-        int n_ = snprintf(buf + o, PK__METRICS_BYTES_MAX - o, __VA_ARGS__);                                           \
-        if (n_ > 0 && (size_t)n_ < PK__METRICS_BYTES_MAX - o)                                                         \
-            o += (size_t)n_;                                                                                          \
-    } while (0)
-    PK__EMIT("# HELP pickple_commit_batches_total Write transactions committed (group commits).\n"
-             "# TYPE pickple_commit_batches_total counter\n");
-    for (unsigned i = 0; i < rt->rt_nactors; i++)
-        PK__EMIT("pickple_commit_batches_total{shard=\"%u\"} %llu\n", i,
-                 (unsigned long long)ck_pr_load_64(&rt->rt_actors[i].a_stats.as_batches));
-    PK__EMIT("# HELP pickple_commit_batch_messages_total Messages applied in committed batches.\n"
-             "# TYPE pickple_commit_batch_messages_total counter\n");
-    for (unsigned i = 0; i < rt->rt_nactors; i++)
-        PK__EMIT("pickple_commit_batch_messages_total{shard=\"%u\"} %llu\n", i,
-                 (unsigned long long)ck_pr_load_64(&rt->rt_actors[i].a_stats.as_batch_msgs));
-    PK__EMIT("# HELP pickple_commit_batch_size Messages per group commit.\n"
-             "# TYPE pickple_commit_batch_size histogram\n");
+    pk__metrics_buf_t b = {h2o_mem_alloc_pool(&req->pool, PK__METRICS_BYTES_MAX), 0};
+    for (size_t m = 0; m < PK_ARRAY_LEN(pk__shard_stats); m++) {
+        pk__emit(&b, "# HELP %s %s\n# TYPE %s %s\n", pk__shard_stats[m].name, pk__shard_stats[m].help,
+                 pk__shard_stats[m].name, pk__shard_stats[m].type);
+        for (unsigned i = 0; i < rt->rt_nactors; i++) {
+            uint64_t *field = (uint64_t *)((char *)&rt->rt_actors[i].a_stats + pk__shard_stats[m].offset);
+            pk__emit(&b, "%s{shard=\"%u\"} %llu\n", pk__shard_stats[m].name, i,
+                     (unsigned long long)ck_pr_load_64(field));
+        }
+    }
+    pk__emit(&b, "# HELP pickple_commit_batch_size Messages per group commit.\n"
+                 "# TYPE pickple_commit_batch_size histogram\n");
     for (unsigned i = 0; i < rt->rt_nactors; i++) {
         pk_actor_stats_t *s = &rt->rt_actors[i].a_stats;
         uint64_t cum = 0;
-        for (unsigned b = 0; b < PK_BATCH_HIST_BUCKETS; b++) {
-            cum += ck_pr_load_64(&s->as_batch_hist[b]);
-            if (b + 1 < PK_BATCH_HIST_BUCKETS)
-                PK__EMIT("pickple_commit_batch_size_bucket{shard=\"%u\",le=\"%u\"} %llu\n", i, 1u << b,
+        for (unsigned k = 0; k < PK_BATCH_HIST_BUCKETS; k++) {
+            cum += ck_pr_load_64(&s->as_batch_hist[k]);
+            if (k + 1 < PK_BATCH_HIST_BUCKETS)
+                pk__emit(&b, "pickple_commit_batch_size_bucket{shard=\"%u\",le=\"%u\"} %llu\n", i, 1u << k,
                          (unsigned long long)cum);
             else
-                PK__EMIT("pickple_commit_batch_size_bucket{shard=\"%u\",le=\"+Inf\"} %llu\n", i,
+                pk__emit(&b, "pickple_commit_batch_size_bucket{shard=\"%u\",le=\"+Inf\"} %llu\n", i,
                          (unsigned long long)cum);
         }
-        PK__EMIT("pickple_commit_batch_size_sum{shard=\"%u\"} %llu\n", i,
+        pk__emit(&b, "pickple_commit_batch_size_sum{shard=\"%u\"} %llu\n", i,
                  (unsigned long long)ck_pr_load_64(&s->as_batch_msgs));
-        PK__EMIT("pickple_commit_batch_size_count{shard=\"%u\"} %llu\n", i,
+        pk__emit(&b, "pickple_commit_batch_size_count{shard=\"%u\"} %llu\n", i,
                  (unsigned long long)ck_pr_load_64(&s->as_batches));
     }
-    PK__EMIT("# TYPE pickple_commit_batch_max gauge\n");
+    pk__emit(&b, "# HELP pickple_inflight Messages alive on each thread.\n# TYPE pickple_inflight gauge\n");
     for (unsigned i = 0; i < rt->rt_nactors; i++)
-        PK__EMIT("pickple_commit_batch_max{shard=\"%u\"} %llu\n", i,
-                 (unsigned long long)ck_pr_load_64(&rt->rt_actors[i].a_stats.as_batch_max));
-    PK__EMIT("# TYPE pickple_read_batches_total counter\n");
-    for (unsigned i = 0; i < rt->rt_nactors; i++)
-        PK__EMIT("pickple_read_batches_total{shard=\"%u\"} %llu\n", i,
-                 (unsigned long long)ck_pr_load_64(&rt->rt_actors[i].a_stats.as_read_batches));
-    PK__EMIT("# HELP pickple_rejected_busy_total Requests answered 503 because a mailbox was full.\n"
-             "# TYPE pickple_rejected_busy_total counter\n");
-    for (unsigned i = 0; i < rt->rt_nactors; i++)
-        PK__EMIT("pickple_rejected_busy_total{shard=\"%u\"} %llu\n", i,
-                 (unsigned long long)ck_pr_load_64(&rt->rt_actors[i].a_stats.as_rejected_full));
-    PK__EMIT("# TYPE pickple_store_errors_total counter\n");
-    for (unsigned i = 0; i < rt->rt_nactors; i++)
-        PK__EMIT("pickple_store_errors_total{shard=\"%u\"} %llu\n", i,
-                 (unsigned long long)ck_pr_load_64(&rt->rt_actors[i].a_stats.as_store_errors));
-    PK__EMIT("# TYPE pickple_inflight gauge\n");
-    for (unsigned i = 0; i < rt->rt_nactors; i++)
-        PK__EMIT("pickple_inflight{shard=\"%u\"} %u\n", i, ck_pr_load_uint(&rt->rt_actors[i].a_inflight));
-#undef PK__EMIT
+        pk__emit(&b, "pickple_inflight{shard=\"%u\"} %u\n", i, ck_pr_load_uint(&rt->rt_actors[i].a_inflight));
     req->res.status = 200;
     req->res.reason = "OK";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                    H2O_STRLIT("text/plain; version=0.0.4"));
-    h2o_send_inline(req, buf, o);
+    h2o_send_inline(req, b.mb_data, b.mb_len);
 }

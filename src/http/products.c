@@ -70,10 +70,7 @@ void pk_h_product_create(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *ar
     }
     p->p_stock = stock;
     /* A new product lives on this thread's own shard: no hop to create it. */
-    msg->m_shard = (uint16_t)a->a_index;
-    msg->m_op = &pk_op_product_create;
-    msg->m_done = pk_http_finish;
-    pk_http_submit(a, req, msg);
+    pk_http_submit_op(a, req, msg, &pk_op_product_create, a->a_index);
 done:
     json_decref(body);
 }
@@ -84,10 +81,7 @@ static void pk__by_id(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args,
     if (msg == NULL)
         return;
     msg->u.product.mp_product.p_id = args->ha_id;
-    msg->m_shard = (uint16_t)(args->ha_id % a->a_rt->rt_nactors);
-    msg->m_op = op;
-    msg->m_done = pk_http_finish;
-    pk_http_submit(a, req, msg);
+    pk_http_submit_op(a, req, msg, op, args->ha_id);
 }
 
 void pk_h_product_get(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args)
@@ -119,10 +113,7 @@ void pk_h_product_patch(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *arg
     }
     msg->u.product.mp_fields = fields;
     msg->u.product.mp_product.p_id = args->ha_id;
-    msg->m_shard = (uint16_t)(args->ha_id % a->a_rt->rt_nactors);
-    msg->m_op = &pk_op_product_patch;
-    msg->m_done = pk_http_finish;
-    pk_http_submit(a, req, msg);
+    pk_http_submit_op(a, req, msg, &pk_op_product_patch, args->ha_id);
 done:
     json_decref(body);
 }
@@ -148,10 +139,7 @@ void pk_h_product_stock(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *arg
         goto done;
     msg->u.product.mp_delta = delta;
     msg->u.product.mp_product.p_id = args->ha_id;
-    msg->m_shard = (uint16_t)(args->ha_id % a->a_rt->rt_nactors);
-    msg->m_op = &pk_op_product_stock;
-    msg->m_done = pk_http_finish;
-    pk_http_submit(a, req, msg);
+    pk_http_submit_op(a, req, msg, &pk_op_product_stock, args->ha_id);
 done:
     json_decref(body);
 }

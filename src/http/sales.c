@@ -46,10 +46,7 @@ void pk_h_sale_create(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args)
     if (msg == NULL)
         goto done;
     msg->u.sale.ms_sale = s;
-    msg->m_shard = (uint16_t)(s.s_product_id % a->a_rt->rt_nactors);
-    msg->m_op = &pk_op_sale_create;
-    msg->m_done = pk_http_finish;
-    pk_http_submit(a, req, msg);
+    pk_http_submit_op(a, req, msg, &pk_op_sale_create, s.s_product_id);
 done:
     json_decref(body);
 }
@@ -60,10 +57,7 @@ void pk_h_sale_get(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args)
     if (msg == NULL)
         return;
     msg->u.sale.ms_sale.s_id = args->ha_id;
-    msg->m_shard = (uint16_t)(args->ha_id % a->a_rt->rt_nactors);
-    msg->m_op = &pk_op_sale_get;
-    msg->m_done = pk_http_finish;
-    pk_http_submit(a, req, msg);
+    pk_http_submit_op(a, req, msg, &pk_op_sale_get, args->ha_id);
 }
 
 void pk_h_sale_list(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args)

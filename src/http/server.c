@@ -187,6 +187,14 @@ void pk_http_submit(pk_actor_t *a, h2o_req_t *req, pk_msg_t *msg)
     pk__submit(a, req, msg, false);
 }
 
+void pk_http_submit_op(pk_actor_t *a, h2o_req_t *req, pk_msg_t *msg, const pk_op_t *op, uint64_t owner_id)
+{
+    msg->m_op = op;
+    msg->m_shard = (uint16_t)(owner_id % a->a_rt->rt_nactors);
+    msg->m_done = pk_http_finish;
+    pk__submit(a, req, msg, false);
+}
+
 void pk_http_submit_work(pk_actor_t *a, h2o_req_t *req, pk_msg_t *msg)
 {
     pk__submit(a, req, msg, true);

@@ -16,6 +16,18 @@ static void pk__wipe_password(pk_msg_t *msg)
     msg->u.user.mu_password_len = 0;
 }
 
+/* Copies validated credentials into msg and routes it to the name's owner. */
+static void pk__set_credentials(pk_actor_t *a, pk_msg_t *msg, const char *username, size_t ulen,
+                                const char *password, size_t plen)
+{
+    pk_msg_user_t *mu = &msg->u.user;
+    memcpy(mu->mu_user.u_username, username, ulen);
+    mu->mu_user.u_username_len = (uint8_t)ulen;
+    memcpy(mu->mu_password, password, plen);
+    mu->mu_password_len = (uint8_t)plen;
+    msg->m_shard = (uint16_t)pk_user_shard_of_name(username, ulen, a->a_rt->rt_nactors);
+}
+
 static void pk__hash_work(pk_msg_t *msg)
 {
     pk_msg_user_t *mu = &msg->u.user;
@@ -65,14 +77,9 @@ void pk_h_sign_up(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args)
     pk_msg_t *msg = pk_http_msg_new(a, req, args);
     if (msg == NULL)
         goto done;
-    pk_msg_user_t *mu = &msg->u.user;
-    memcpy(mu->mu_user.u_username, username, ulen);
-    mu->mu_user.u_username_len = (uint8_t)ulen;
-    memcpy(mu->mu_user.u_email, email, elen);
-    mu->mu_user.u_email_len = (uint8_t)elen;
-    memcpy(mu->mu_password, password, plen);
-    mu->mu_password_len = (uint8_t)plen;
-    msg->m_shard = (uint16_t)pk_user_shard_of_name(username, ulen, a->a_rt->rt_nactors);
+    pk__set_credentials(a, msg, username, ulen, password, plen);
+    memcpy(msg->u.user.mu_user.u_email, email, elen);
+    msg->u.user.mu_user.u_email_len = (uint8_t)elen;
     msg->m_work = pk__hash_work;
     msg->m_done = pk__sign_up_hashed;
     pk_http_submit_work(a, req, msg);
@@ -119,10 +126,7 @@ static void pk__sign_in_verified(pk_actor_t *a, pk_msg_t *msg)
     pk_out_key(&o, "expires_in");
     pk_out_u64(&o, rt->rt_cfg->cf_token_ttl_s);
     pk_out_end(&o);
-    if (pk_out_finish(&o, &msg->m_body) != 0)
-        pk_msg_error(msg, 500, "internal", "cannot render the token");
-    else
-        msg->m_status = 200;
+    pk_msg_reply(msg, &o, 200);
     pk_http_finish(a, msg);
 }
 
@@ -159,13 +163,8 @@ void pk_h_sign_in(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args)
     pk_msg_t *msg = pk_http_msg_new(a, req, args);
     if (msg == NULL)
         goto done;
-    pk_msg_user_t *mu = &msg->u.user;
-    memcpy(mu->mu_user.u_username, username, ulen);
-    mu->mu_user.u_username_len = (uint8_t)ulen;
-    memcpy(mu->mu_password, password, plen);
-    mu->mu_password_len = (uint8_t)plen;
+    pk__set_credentials(a, msg, username, ulen, password, plen);
     msg->m_op = &pk_op_user_find_by_name;
-    msg->m_shard = (uint16_t)pk_user_shard_of_name(username, ulen, a->a_rt->rt_nactors);
     msg->m_done = pk__sign_in_found;
     pk_http_submit(a, req, msg);
 done:
@@ -177,10 +176,7 @@ void pk_h_users_me(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args)
     pk_msg_t *msg = pk_http_msg_new(a, req, args);
     if (msg == NULL)
         return;
-    msg->m_op = &pk_op_user_get;
-    msg->m_shard = (uint16_t)(args->ha_claims.jc_user_id % a->a_rt->rt_nactors);
-    msg->m_done = pk_http_finish;
-    pk_http_submit(a, req, msg);
+    pk_http_submit_op(a, req, msg, &pk_op_user_get, args->ha_claims.jc_user_id);
 }
 
 void pk_h_user_role(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args)
@@ -206,10 +202,7 @@ void pk_h_user_role(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args)
         goto done;
     msg->u.user.mu_user.u_id = args->ha_id;
     msg->u.user.mu_role = r;
-    msg->m_op = &pk_op_user_set_role;
-    msg->m_shard = (uint16_t)(args->ha_id % a->a_rt->rt_nactors);
-    msg->m_done = pk_http_finish;
-    pk_http_submit(a, req, msg);
+    pk_http_submit_op(a, req, msg, &pk_op_user_set_role, args->ha_id);
 done:
     json_decref(body);
 }

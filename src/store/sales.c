@@ -51,11 +51,7 @@ static void pk__render(pk_msg_t *msg, const pk_sale_t *s, int status)
     pk_out_t o;
     pk_out_init(&o, msg->m_fmt);
     pk_sale_render(s, msg->m_now_ms, &o);
-    if (pk_out_finish(&o, &msg->m_body) != 0) {
-        pk_msg_error(msg, 500, "internal", "cannot render the sale");
-        return;
-    }
-    msg->m_status = status;
+    pk_msg_reply(msg, &o, status);
 }
 
 static int pk__create_apply(pk_actor_t *owner, MDB_txn *txn, pk_msg_t *msg)

@@ -323,7 +323,7 @@ int pk_store_outbox_append(pk_store_t *st, MDB_txn *txn, const char *type, uint6
     pk_out_key(&o, "occurred_at");
     pk_out_time(&o, now_ms);
     pk_out_key(&o, "data");
-    pk_out_raw_json(&o, data_json, data_len);
+    pk_out_raw(&o, data_json, data_len);
     pk_out_end(&o);
     if ((rc = pk_out_finish(&o, &value)) != 0)
         goto fail;
@@ -344,18 +344,4 @@ fail:
     pk_buf_free(&value);
     pk_buf_free(&rec);
     return rc == 0 ? 0 : PK_ESTORE;
-}
-
-int pk_store_outbox_count(pk_store_t *st, uint64_t *count)
-{
-    MDB_txn *txn;
-    MDB_stat stat;
-    if (mdb_txn_begin(st->st_env, NULL, MDB_RDONLY, &txn) != 0)
-        return PK_ESTORE;
-    int rc = mdb_stat(txn, st->st_dbi[PK_TBL_OUTBOX], &stat);
-    mdb_txn_abort(txn);
-    if (rc != 0)
-        return PK_ESTORE;
-    *count = stat.ms_entries;
-    return 0;
 }

@@ -49,11 +49,7 @@ static void pk__render_user(pk_msg_t *msg, const pk_user_t *u, int status)
     pk_out_t o;
     pk_out_init(&o, msg->m_fmt);
     pk_user_render(u, &o);
-    if (pk_out_finish(&o, &msg->m_body) != 0) {
-        pk_msg_error(msg, 500, "internal", "cannot render the user");
-        return;
-    }
-    msg->m_status = status;
+    pk_msg_reply(msg, &o, status);
 }
 
 int pk_users_insert(pk_store_t *st, MDB_txn *txn, pk_user_t *u, int64_t now_ms)
