@@ -25,7 +25,7 @@ build_packages=(
   libh2o-evloop-dev libh2o-dev-common libssl-dev libck-dev libjemalloc-dev
   libmsgpack-dev liblmdb-dev librdkafka-dev libjansson-dev libnghttp2-dev
 )
-test_packages=(python3 curl nghttp2-client kcat)
+test_packages=(python3 curl nghttp2-client kcat lmdb-utils)
 bench_packages=(h2o redis-server gnuplot-nox)
 
 wanted=("${build_packages[@]}" "${test_packages[@]}")

@@ -43,7 +43,7 @@ case "$mode" in
   tsan)
     build_dir=build-tsan
     cmake_args+=(-DCMAKE_BUILD_TYPE=Debug -DPICKPLE_SANITIZE=thread)
-    export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+    export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/tsan.supp
     ctest_args+=(-R '^unit_')
     # TSan (GCC 12) cannot map its shadow memory when the kernel randomises
     # mmap with more than 28 bits; run the tests without ASLR then.

@@ -10,6 +10,7 @@
 #include "pickple/config.h"
 #include "pickple/http.h"
 #include "pickple/jwt.h"
+#include "pickple/kafka.h"
 #include "pickple/log.h"
 #include "pickple/password.h"
 #include "pickple/users.h"
@@ -136,6 +137,10 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    /* After the start-up writes above, before any actor thread: the
+     * publisher starts from what is committed now. */
+    if ((rc = pk_kafka_start(&rt, &rt.rt_kafka)) != 0)
+        return 1;
     if ((rc = pk_runtime_launch(&rt)) != 0) {
         pk_log_error("cannot start the actor threads: %s", pk_strerror(rc));
         return 1;
@@ -145,5 +150,6 @@ int main(int argc, char **argv)
         ;
     pk_log_info("received %s: finishing in-flight requests", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     pk_runtime_stop(&rt);
+    pk_kafka_free(rt.rt_kafka);
     return 0;
 }

@@ -36,7 +36,9 @@
 #include "pickple/mbox.h"
 #include "pickple/out.h"
 #include "pickple/product.h"
+#include "pickple/order.h"
 #include "pickple/sale.h"
+#include "pickple/soldout.h"
 #include "pickple/store.h"
 #include "pickple/user.h"
 
@@ -102,6 +104,33 @@ typedef struct pk_msg_sale {
     pk_sale_t ms_sale;
 } pk_msg_sale_t;
 
+#define PK_IDEM_KEY_BYTES_MAX 64
+
+/* Orders, payments, deliveries (src/store/orders.c and neighbours). */
+typedef struct pk_msg_order {
+    pk_order_t mo_order;   /* request fields in; the order out */
+    int64_t mo_quantity;   /* sale form */
+    int64_t mo_amount;     /* pay */
+    uint8_t mo_method;     /* pay: pk_pay_method_t */
+    bool mo_ok;            /* confirm: every reservation was made */
+    const char *mo_refusal_code; /* confirm: the first refusal (static) */
+    const char *mo_refusal_message;
+    int mo_refusal_status;
+    uint64_t mo_id;        /* the order or delivery addressed */
+    uint64_t mo_fingerprint; /* idempotency: hash of the request */
+    uint8_t mo_key_len;    /* idempotency key, 0 when none */
+    char mo_key[PK_IDEM_KEY_BYTES_MAX + 1];
+} pk_msg_order_t;
+
+#define PK_RELEASE_BATCH 64
+
+/* Maintenance: remote releases to send once the batch committed. */
+typedef struct pk_msg_maint {
+    uint32_t mm_count;
+    uint64_t mm_order[PK_RELEASE_BATCH];
+    uint64_t mm_shards[PK_RELEASE_BATCH]; /* bit per shard */
+} pk_msg_maint_t;
+
 struct pk_msg {
     const pk_op_t *m_op;      /* what the shard does; NULL for worker jobs */
     void (*m_work)(pk_msg_t *msg); /* worker-pool job, runs on a worker */
@@ -128,6 +157,8 @@ struct pk_msg {
         pk_msg_product_t product;
         pk_msg_list_t list;
         pk_msg_sale_t sale;
+        pk_msg_order_t order;
+        pk_msg_maint_t maint;
     } u;
 };
 
@@ -169,13 +200,27 @@ struct pk_actor {
      * time something falls due; 0 forces a sweep.  A tick checks it. */
     int64_t a_next_due_ms;
     bool a_maint_pending;
+    /* Remote releases of failed/ended catalog orders (src/store/reservations.c):
+     * sent after the maintenance batch commits; acknowledgements wait here
+     * until the next maintenance batch clears them from PK_TBL_RELEASES. */
+    unsigned a_releases_inflight;
+    unsigned a_release_acks_count;
+    uint64_t a_release_acks[PK_RELEASE_BATCH * 8][2]; /* (order id, shard) */
     h2o_timeout_t a_tick;
     h2o_timeout_entry_t a_tick_entry;
     /* Written by producers on other threads: keep on their own lines. */
     pk_waker_t a_waker __attribute__((aligned(PK_CACHE_LINE)));
     pk_mbox_t a_inbox __attribute__((aligned(PK_CACHE_LINE)));
     pk_mbox_t a_replies __attribute__((aligned(PK_CACHE_LINE)));
+    /* Written by the owner, read by every thread (src/actors/soldout.c). */
+    pk_soldout_t a_soldout __attribute__((aligned(PK_CACHE_LINE)));
 };
+
+/* The actor owning a shard's store. */
+static inline pk_actor_t *pk_actor_of_store(pk_store_t *st)
+{
+    return (pk_actor_t *)((char *)st - offsetof(pk_actor_t, a_store));
+}
 
 /* The worker pool for slow work (password hashing). */
 typedef struct pk_worker {
@@ -207,6 +252,7 @@ struct pk_runtime {
     uint16_t rt_port;   /* bound port (resolves --listen with port 0) */
     unsigned rt_started; /* actors whose loop runs (atomic) */
     unsigned rt_stopping; /* set once by the signal thread (atomic) */
+    struct pk_kafka *rt_kafka; /* Kafka mirroring (src/kafka/), NULL when off */
 };
 
 /*
@@ -218,10 +264,13 @@ int pk_runtime_open(pk_runtime_t *rt, const pk_config_t *cfg, unsigned nshards) 
 
 /*
  * The shard's periodic work inside txn (src/store/sales.c): settles sales
- * whose end passed (bounded per call) and sets *next_due_ms to the next
+ * whose end passed, expires unpaid orders past their deadline, drops stale
+ * placing orders (each bounded per call), lists owed remote releases into
+ * rel (NULL: not now), and sets *next_due_ms to the next
  * time there is work, INT64_MAX when none.  Returns 0 or PK_ESTORE.
  */
-int pk_shard_maintain(pk_actor_t *a, MDB_txn *txn, int64_t now_ms, int64_t *next_due_ms) PK_MUST_USE;
+int pk_shard_maintain(pk_actor_t *a, MDB_txn *txn, int64_t now_ms, int64_t *next_due_ms, pk_msg_maint_t *rel)
+    PK_MUST_USE;
 extern const pk_op_t pk_op_shard_maintain;
 
 /* Starts the worker pool and the actor threads.  Returns 0 or an error

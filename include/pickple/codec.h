@@ -13,7 +13,9 @@
 #include "pickple/out.h"
 
 /* Parses exactly one object filling all len bytes; unpacked must be
- * destroyed by the caller (msgpack_unpacked_destroy) on success. */
+ * destroyed by the caller (msgpack_unpacked_destroy) on success.  The bytes
+ * pass pk_mp_check() first (depth PK_MP_DEPTH_MAX), so a corrupted length
+ * is PK_EFORMAT, never a reservation sized by the claim. */
 int pk_codec_unpack(const void *data, size_t len, msgpack_unpacked *unpacked) PK_MUST_USE;
 
 /* Array of exactly n elements at the root. */
@@ -23,8 +25,31 @@ int pk_codec_i64(const msgpack_object *o, int64_t *out) PK_MUST_USE;
 /* Copies a string of min..max bytes into dst (size max + 1) with a NUL. */
 int pk_codec_str(const msgpack_object *o, size_t min, size_t max, char *dst, size_t *len) PK_MUST_USE;
 
-/* Packs into a pk_buf_t (the packer's data is the buffer). */
+/* Packs into a pk_buf_t (the packer's data is the buffer).  Each write
+ * returns 0 or the buffer's error; a failed write appends nothing, but a
+ * later, smaller one may still fit: records use pk_codec_rec_begin(). */
 void pk_codec_packer_init(msgpack_packer *pk, pk_buf_t *buf);
-void pk_codec_pack_str(msgpack_packer *pk, const char *s, size_t len);
+/* Packs a str header and its bytes.  Returns 0 or the first write error. */
+int pk_codec_pack_str(msgpack_packer *pk, const char *s, size_t len);
+
+/*
+ * One record appended to a pk_buf_t whole or not at all.  After the first
+ * write that does not fit (-ENOSPC past PK_OUT_BYTES_MAX, -ENOMEM) every
+ * later write through the packer is refused too, so no smaller write can
+ * leave a record with a hole in it; pk_codec_rec_end() then takes the
+ * buffer back to its length before the record.  The record lives on the
+ * encoder's stack and must outlive the packer's use.
+ */
+typedef struct pk_codec_rec {
+    pk_buf_t *cr_buf;
+    size_t cr_start; /* cr_buf->b_len before the record */
+    int cr_err;      /* first write error, 0 while every write fit */
+} pk_codec_rec_t;
+
+/* Starts a record at the end of buf and points pk at it. */
+void pk_codec_rec_begin(pk_codec_rec_t *rec, msgpack_packer *pk, pk_buf_t *buf);
+/* Returns 0 when the whole record was appended, else the first write error
+ * with the buffer back at its length before the record. */
+int pk_codec_rec_end(pk_codec_rec_t *rec) PK_MUST_USE;
 
 #endif

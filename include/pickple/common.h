@@ -64,7 +64,9 @@ uint64_t pk_mono_ns(void);
 /*
  * Formats ms (Unix epoch milliseconds) as RFC 3339 UTC with millisecond
  * precision, "2026-11-24T10:00:00.000Z", into out (at least 25 bytes).
- * Returns the length written (24).
+ * Returns the length written (24 for years 0000..9999; a later year takes
+ * more digits), or -ENOSPC when out_size cannot hold the text and its NUL
+ * (-EOVERFLOW past what gmtime_r handles); out is then "".
  */
 int pk_time_format(int64_t ms, char *out, size_t out_size);
 

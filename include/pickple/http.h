@@ -131,4 +131,15 @@ void pk_h_sale_create(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args)
 void pk_h_sale_get(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args);
 void pk_h_sale_list(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args);
 
+/* Order, delivery and notification endpoints (src/http/orders.c). */
+void pk_h_order_create(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args);
+void pk_h_order_list(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args);
+void pk_h_order_get(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args);
+void pk_h_order_pay(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args);
+void pk_h_order_cancel(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args);
+void pk_h_order_delivery(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args);
+void pk_h_delivery_ship(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args);
+void pk_h_delivery_complete(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args);
+void pk_h_note_list(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args);
+
 #endif

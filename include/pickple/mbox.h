@@ -64,7 +64,7 @@ void pk_waker_kick(pk_waker_t *wk);
 
 /*
  * Allocates one lane per producer (producers 0..producers-1), each holding
- * at least capacity_min pointers (rounded up to a power of two), and
+ * at least capacity_min pointers (2^k - 1 for the smallest such k), and
  * signals wk on pushes.  Returns 0 or -ENOMEM/-EINVAL.
  */
 int pk_mbox_init(pk_mbox_t *mb, unsigned producers, unsigned capacity_min, pk_waker_t *wk) PK_MUST_USE;

@@ -6,7 +6,11 @@
  *
  * The writer appends to a growable byte buffer bounded by
  * PK_OUT_BYTES_MAX; past it the writer is marked failed and pk_out_finish()
- * returns -ENOSPC, so a bug never turns into unbounded memory.
+ * returns -ENOSPC, so a bug never turns into unbounded memory.  Nesting
+ * containers deeper than PK_OUT_DEPTH_MAX fails the same way: the extra
+ * levels are only counted so that their pk_out_end() calls still match.
+ * A failure is sticky: later calls write nothing and pk_out_finish()
+ * returns the first error.
  */
 #ifndef PICKPLE_OUT_H
 #define PICKPLE_OUT_H
@@ -38,8 +42,9 @@ typedef struct pk_out {
     pk_fmt_t o_fmt;
     pk_buf_t o_buf;
     msgpack_packer o_pk;
-    int o_err;
+    int o_err; /* first error; nothing is written after it */
     unsigned o_depth;
+    unsigned o_over; /* containers open past PK_OUT_DEPTH_MAX (not recorded) */
     uint32_t o_count[PK_OUT_DEPTH_MAX];    /* elements written at each depth */
     uint32_t o_expected[PK_OUT_DEPTH_MAX]; /* declared counts */
     bool o_is_map[PK_OUT_DEPTH_MAX];

@@ -23,6 +23,8 @@ typedef struct pk_product {
     int64_t p_price;
     int64_t p_stock;       /* units available to regular orders now */
     int64_t p_added_total; /* all units ever added (invariant bookkeeping) */
+    int64_t p_sale_units;  /* units held by unsettled sales (left or in orders) */
+    int64_t p_order_units; /* units in live orders outside unsettled sales */
     int64_t p_created_ms;
     int64_t p_updated_ms;
     uint16_t p_name_len;
@@ -41,6 +43,9 @@ bool pk_product_name_valid(const char *s, size_t len);
  * -ERANGE when it would pass the maximum.
  */
 int pk_stock_apply(int64_t stock, int64_t delta, int64_t *out) PK_MUST_USE;
+
+/* The product's invariant: stock + sale units + order units == added. */
+bool pk_product_units_balanced(const pk_product_t *p);
 
 /* Stored form: MessagePack array with a schema number first. */
 int pk_product_encode(const pk_product_t *p, pk_buf_t *out) PK_MUST_USE;

@@ -26,6 +26,8 @@ typedef struct pk_sale {
     int64_t s_price;
     int64_t s_quantity;
     int64_t s_remaining; /* units not in live orders; 0 once settled */
+    int64_t s_live;      /* units in live orders of this sale */
+    int64_t s_returned;  /* units given back to the product's stock */
     int64_t s_per_user_limit;
     int64_t s_starts_ms;
     int64_t s_ends_ms;
@@ -36,6 +38,24 @@ typedef struct pk_sale {
 /* The state at now_ms: ended at or after ends_ms (or once settled),
  * scheduled before starts_ms, sold out with nothing remaining, else live. */
 pk_sale_state_t pk_sale_state(const pk_sale_t *s, int64_t now_ms);
+
+/* The sale's invariant: remaining + live + returned == quantity. */
+bool pk_sale_units_balanced(const pk_sale_t *s);
+
+/* Why a sale order is refused (pk_sale_admit). */
+typedef enum pk_sale_admit {
+    PK_ADMIT_OK = 0,
+    PK_ADMIT_NOT_STARTED,
+    PK_ADMIT_ENDED,
+    PK_ADMIT_SOLD_OUT,       /* fewer units remain than asked for */
+    PK_ADMIT_LIMIT_EXCEEDED, /* user_units + quantity > per_user_limit */
+} pk_sale_admit_t;
+
+/*
+ * May a user who already holds user_units in live orders of s take quantity
+ * more at now_ms?  Checks, in order: window, units remaining, the limit.
+ */
+pk_sale_admit_t pk_sale_admit(const pk_sale_t *s, int64_t now_ms, int64_t user_units, int64_t quantity);
 
 const char *pk_sale_state_name(pk_sale_state_t st);
 /* Returns the state for a name, or -1. */

@@ -39,6 +39,17 @@ typedef enum pk_table {
     PK_TBL_PRODUCTS,  /* u64 id -> product record */
     PK_TBL_SALES,     /* u64 id -> sale record */
     PK_TBL_SALE_ENDS, /* (u64 ends_ms, u64 sale id) -> "": sales to settle */
+    PK_TBL_ORDERS,       /* u64 id -> order record (home shard) */
+    PK_TBL_ORDER_DUE,    /* (u64 expires_ms, u64 order id) -> "": unpaid orders */
+    PK_TBL_USER_ORDERS,  /* (u64 user id, u64 order id) -> "" */
+    PK_TBL_SALE_USERS,   /* (u64 sale id, u64 user id) -> i64 units in live orders */
+    PK_TBL_RESERVATIONS, /* u64 order id -> reservation of this shard's items */
+    PK_TBL_RELEASES,     /* u64 order id -> u64 mask of shards still to release */
+    PK_TBL_DELIVERIES,   /* u64 delivery id -> u64 order id */
+    PK_TBL_NOTIFICATIONS, /* u64 id -> notification record */
+    PK_TBL_USER_NOTIFS,  /* (u64 user id, u64 notification id) -> "" */
+    PK_TBL_IDEM_KEYS,    /* (u64 user id, key) -> request fingerprint binding */
+    PK_TBL_IDEM_ANSWERS, /* (u64 user id, key) -> first answer of the home shard */
     PK_TBL_COUNT,
 } pk_table_t;
 
@@ -94,6 +105,7 @@ void pk_store_abort(pk_store_t *st, MDB_txn *txn);
 uint64_t pk_store_next_id(pk_store_t *st, pk_seq_t kind);
 
 /* Big-endian u64 keys sort numerically in LMDB's default comparison. */
+void pk_store_key_pair(uint64_t hi, uint64_t lo, uint8_t out[16]);
 void pk_store_key_u64(uint64_t v, uint8_t out[8]);
 uint64_t pk_store_u64_of_key(const MDB_val *key);
 
@@ -103,6 +115,15 @@ int pk_store_get_id(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t id, M
 /* Writes tbl[id] = data.  Returns 0 or PK_ESTORE. */
 int pk_store_put_id(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t id, const void *data, size_t len)
     PK_MUST_USE;
+/* Pair-keyed index entries (hi, lo) -> value.  put/del return 0 or
+ * PK_ESTORE (del of a missing entry is 0); get returns 0, PK_ENOTFOUND or
+ * PK_ESTORE. */
+int pk_store_put_pair(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t hi, uint64_t lo, const void *data,
+                      size_t len) PK_MUST_USE;
+int pk_store_get_pair(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t hi, uint64_t lo, MDB_val *val)
+    PK_MUST_USE;
+int pk_store_del_pair(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t hi, uint64_t lo) PK_MUST_USE;
+int pk_store_del_id(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t id) PK_MUST_USE;
 
 /*
  * Appends an event to the outbox in txn: the value the Kafka mirror ships,
@@ -111,5 +132,33 @@ int pk_store_put_id(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t id, c
  */
 int pk_store_outbox_append(pk_store_t *st, MDB_txn *txn, const char *type, uint64_t key_id, int64_t now_ms,
                            const char *data_json, size_t data_len) PK_MUST_USE;
+
+/* An outbox record as read back: pointers into the record (valid as long as
+ * the record is, i.e. until its transaction ends). */
+typedef struct pk_outbox_event {
+    const char *oe_type;
+    size_t oe_type_len;
+    uint64_t oe_key_id;
+    const char *oe_value; /* the event JSON */
+    size_t oe_value_len;
+} pk_outbox_event_t;
+
+/* Decodes a PK_TBL_OUTBOX value.  Returns 0 or PK_EFORMAT. */
+int pk_store_outbox_decode(const MDB_val *rec, pk_outbox_event_t *ev) PK_MUST_USE;
+
+/* The shard's Kafka cursor: every event with seq <= *acked was acknowledged
+ * by Kafka (meta "outbox.acked", 0 before the first).  Returns 0 or
+ * PK_ESTORE. */
+int pk_store_outbox_cursor(pk_store_t *st, MDB_txn *txn, uint64_t *acked) PK_MUST_USE;
+
+/*
+ * Moves the Kafka cursor forward to acked (never back) and deletes up to
+ * rows_max outbox rows at or below the cursor, oldest first.  *first_left
+ * receives the seq of the oldest row left (the next seq when none) and
+ * *more whether rows at or below the cursor remain.  Returns 0 or
+ * PK_ESTORE.
+ */
+int pk_store_outbox_trim(pk_store_t *st, MDB_txn *txn, uint64_t acked, unsigned rows_max, uint64_t *first_left,
+                         bool *more) PK_MUST_USE;
 
 #endif

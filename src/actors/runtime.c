@@ -16,7 +16,9 @@
 
 #include "pickple/actor.h"
 #include "pickple/http.h"
+#include "pickple/kafka.h"
 #include "pickple/log.h"
+#include "pickple/orders.h"
 
 #define PK__SHUTDOWN_LINGER_NS (300ull * 1000 * 1000)
 #define PK__SHUTDOWN_MAX_NS (30ull * 1000 * 1000 * 1000)
@@ -127,6 +129,8 @@ static void pk__apply_batch(pk_actor_t *a)
             PK_STAT_ADD(a->a_stats.as_read_batches, 1);
         } else {
             rc = pk_store_commit(&a->a_store, txn);
+            if (rc == 0 && a->a_rt->rt_kafka != NULL)
+                pk_kafka_committed(a->a_rt->rt_kafka, a); /* new events, if any, can be shipped */
             unsigned bucket = 0;
             while (bucket + 1 < PK_BATCH_HIST_BUCKETS && (1u << bucket) < n)
                 bucket++;
@@ -186,6 +190,9 @@ static void pk__on_sniff(h2o_socket_t *sock, const char *err)
 static void pk__maint_done(pk_actor_t *a, pk_msg_t *msg)
 {
     a->a_maint_pending = false;
+    /* Committed: the releases it listed are durable, send them now. */
+    if (msg->m_status == 200 && msg->m_err_code == NULL)
+        pk_orders_send_releases(a, &msg->u.maint);
     pk_msg_free(a, msg);
 }
 
@@ -208,6 +215,8 @@ static void pk__on_tick(h2o_timeout_entry_t *entry)
                 pk_msg_free(a, msg);
         }
     }
+    if (a->a_rt->rt_kafka != NULL)
+        pk_kafka_tick(a->a_rt->rt_kafka, a); /* persist what Kafka acknowledged */
     h2o_timeout_link(a->a_loop, &a->a_tick, &a->a_tick_entry);
 }
 
@@ -404,12 +413,18 @@ int pk_runtime_open(pk_runtime_t *rt, const pk_config_t *cfg, unsigned nshards)
         MDB_txn *txn;
         if ((rc = pk_store_begin(&a->a_store, false, &txn)) != 0)
             goto fail;
-        if ((rc = pk_shard_maintain(a, txn, pk_now_ms(), &a->a_next_due_ms)) != 0) {
+        int64_t now = pk_now_ms();
+        if ((rc = pk_shard_maintain(a, txn, now, &a->a_next_due_ms, NULL)) != 0) {
             pk_store_abort(&a->a_store, txn);
             goto fail;
         }
         if ((rc = pk_store_commit(&a->a_store, txn)) != 0)
             goto fail;
+        /* Bounded per call: go on until nothing is due any more. */
+        if (a->a_next_due_ms <= now) {
+            i--;
+            continue;
+        }
     }
     return 0;
 fail:
@@ -474,6 +489,10 @@ void pk_runtime_stop(pk_runtime_t *rt)
     for (unsigned i = 0; i < rt->rt_nactors; i++)
         pthread_join(rt->rt_actors[i].a_thread, NULL);
     pk_workers_stop(&rt->rt_workers);
+    /* Every committed event had its chance to be shipped; the cursors are
+     * persisted while the stores are still open. */
+    if (rt->rt_kafka != NULL)
+        pk_kafka_stop(rt->rt_kafka);
     uint64_t batches = 0, msgs = 0, max = 0;
     for (unsigned i = 0; i < rt->rt_nactors; i++) {
         pk_actor_t *a = &rt->rt_actors[i];

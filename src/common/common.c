@@ -69,9 +69,17 @@ int pk_time_format(int64_t ms, char *out, size_t out_size)
         s -= 1;
     }
     struct tm tm;
-    gmtime_r(&s, &tm);
-    return snprintf(out, out_size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                    tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    int n = -EOVERFLOW;
+    if (gmtime_r(&s, &tm) != NULL)
+        n = snprintf(out, out_size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    /* snprintf returns the length it would have written: a truncated text
+     * is an error, never a length past what out holds. */
+    if (n >= 0 && (size_t)n >= out_size)
+        n = -ENOSPC;
+    if (n < 0 && out_size > 0)
+        out[0] = '\0';
+    return n;
 }
 
 static int pk__digits(const char *s, size_t n, int *out)

@@ -22,6 +22,7 @@ static const char pk__usage[] =
     "  --token-ttl SECONDS           lifetime of issued tokens (3600)\n"
     "  --kafka-brokers LIST|embedded|off   event mirroring target (embedded)\n"
     "  --kafka-topic-prefix P        topic prefix (pickple)\n"
+    "  --kafka-partitions N          partitions of the topics pickple creates (6)\n"
     "  --tls-cert FILE --tls-key FILE   also serve TLS with ALPN h2\n"
     "  --log-format text|json        log lines on stderr (text)\n"
     "  --map-size MIB[k]             LMDB map size per shard, MiB or KiB (8192)\n"
@@ -35,9 +36,10 @@ int pk_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
     for (const char *p = s; *p; p++) {
         if (*p < '0' || *p > '9')
             return -EINVAL;
-        if (v > (UINT64_MAX - 9) / 10)
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10) /* exact: v * 10 + d would pass UINT64_MAX */
             return -EINVAL;
-        v = v * 10 + (uint64_t)(*p - '0');
+        v = v * 10 + d;
     }
     if (v < min || v > max)
         return -EINVAL;
@@ -137,6 +139,12 @@ static int pk__apply(pk_config_t *cf, const char *name, const char *v)
                 return -EINVAL;
         return *v ? pk__copy(cf->cf_kafka_topic_prefix, sizeof(cf->cf_kafka_topic_prefix), v) : -EINVAL;
     }
+    if (PK__IS("kafka-partitions")) {
+        if (pk_parse_u64(v, 1, 1000, &n) != 0)
+            return -EINVAL;
+        cf->cf_kafka_partitions = (unsigned)n;
+        return 0;
+    }
     if (PK__IS("tls-cert"))
         return pk__copy(cf->cf_tls_cert, sizeof(cf->cf_tls_cert), v);
     if (PK__IS("tls-key"))
@@ -171,7 +179,8 @@ static int pk__apply(pk_config_t *cf, const char *name, const char *v)
 
 static const char *const pk__option_names[] = {
     "listen", "threads", "data-dir", "sync", "order-ttl", "admin-password", "jwt-secret-file",
-    "token-ttl", "kafka-brokers", "kafka-topic-prefix", "tls-cert", "tls-key", "log-format", "map-size",
+    "token-ttl", "kafka-brokers", "kafka-topic-prefix", "kafka-partitions", "tls-cert", "tls-key",
+    "log-format", "map-size",
 };
 
 int pk_config_parse(pk_config_t *cf, int argc, char **argv, char *err, size_t err_size)
@@ -187,6 +196,7 @@ int pk_config_parse(pk_config_t *cf, int argc, char **argv, char *err, size_t er
     cf->cf_token_ttl_s = 3600;
     strcpy(cf->cf_kafka_brokers, "embedded");
     strcpy(cf->cf_kafka_topic_prefix, "pickple");
+    cf->cf_kafka_partitions = 6;
     cf->cf_map_bytes = (uint64_t)8192 << 20;
 
     for (size_t i = 0; i < PK_ARRAY_LEN(pk__option_names); i++) {

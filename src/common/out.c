@@ -32,12 +32,20 @@ void pk_buf_free(pk_buf_t *b)
     b->b_len = b->b_cap = 0;
 }
 
+/* Records the first error; the writer stays failed. */
+static void pk__fail(pk_out_t *o, int err)
+{
+    if (o->o_err == 0)
+        o->o_err = err;
+}
+
 static int pk__pack_write(void *data, const char *buf, size_t len)
 {
     pk_out_t *o = data;
+    if (o->o_err != 0)
+        return o->o_err; /* sticky: no smaller write lands after a failed one */
     int rc = pk_buf_append(&o->o_buf, buf, len);
-    if (rc != 0 && o->o_err == 0)
-        o->o_err = rc;
+    pk__fail(o, rc);
     return rc;
 }
 
@@ -50,17 +58,16 @@ void pk_out_init(pk_out_t *o, pk_fmt_t fmt)
 
 static void pk__raw(pk_out_t *o, const char *s, size_t len)
 {
-    if (o->o_err == 0) {
-        int rc = pk_buf_append(&o->o_buf, s, len);
-        if (rc != 0)
-            o->o_err = rc;
-    }
+    if (o->o_err == 0)
+        pk__fail(o, pk_buf_append(&o->o_buf, s, len));
 }
 
 /* Before every value (JSON): the separator owed to the enclosing container. */
 static void pk__value_begin(pk_out_t *o)
 {
-    if (o->o_depth > 0 && !o->o_after_key) {
+    /* Inside a level past PK_OUT_DEPTH_MAX nothing is recorded (the writer
+     * has failed already). */
+    if (o->o_depth > 0 && !o->o_after_key && o->o_over == 0) {
         if (o->o_count[o->o_depth - 1]++ > 0 && o->o_fmt == PK_FMT_JSON)
             pk__raw(o, ",", 1);
     }
@@ -70,8 +77,11 @@ static void pk__value_begin(pk_out_t *o)
 static void pk__open(pk_out_t *o, uint32_t n, bool map)
 {
     pk__value_begin(o);
-    if (o->o_depth >= PK_OUT_DEPTH_MAX) {
-        o->o_err = -ENOSPC;
+    if (o->o_over > 0 || o->o_depth >= PK_OUT_DEPTH_MAX) {
+        /* Too deep: fail, and count the level so that its pk_out_end()
+         * closes it instead of one of the recorded levels. */
+        pk__fail(o, -ENOSPC);
+        o->o_over++;
         return;
     }
     o->o_expected[o->o_depth] = n;
@@ -98,8 +108,17 @@ void pk_out_array(pk_out_t *o, uint32_t items)
 
 void pk_out_end(pk_out_t *o)
 {
+    if (o->o_over > 0) {
+        o->o_over--;
+        o->o_after_key = false;
+        return;
+    }
     assert(o->o_depth > 0);
     assert(!o->o_after_key);
+    if (o->o_depth == 0) { /* an unmatched end (a bug): fail, never wrap */
+        pk__fail(o, -EINVAL);
+        return;
+    }
     o->o_depth--;
     /* A map counts its keys: values follow a key and are not counted. */
     assert(o->o_count[o->o_depth] == o->o_expected[o->o_depth]);
@@ -140,6 +159,8 @@ static void pk__json_string(pk_out_t *o, const char *s, size_t len)
 void pk_out_key(pk_out_t *o, const char *key)
 {
     size_t len = strlen(key);
+    if (o->o_over > 0) /* inside a level past the bound: nothing to record */
+        return;
     assert(o->o_depth > 0 && !o->o_after_key);
     pk__value_begin(o);
     if (o->o_fmt == PK_FMT_JSON) {
@@ -216,6 +237,12 @@ void pk_out_time(pk_out_t *o, int64_t ms)
 {
     char ts[40];
     int n = pk_time_format(ms, ts, sizeof(ts));
+    if (n < 0) {
+        /* Still one value for the container's count; the writer has failed,
+         * so nothing is written. */
+        pk__fail(o, n);
+        n = 0;
+    }
     pk_out_str(o, ts, (size_t)n);
 }
 

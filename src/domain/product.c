@@ -27,13 +27,18 @@ int pk_stock_apply(int64_t stock, int64_t delta, int64_t *out)
     return 0;
 }
 
-enum { PK__PRODUCT_SCHEMA = 1, PK__PRODUCT_FIELDS = 10 };
+bool pk_product_units_balanced(const pk_product_t *p)
+{
+    return p->p_stock + p->p_sale_units + p->p_order_units == p->p_added_total;
+}
+
+enum { PK__PRODUCT_SCHEMA = 1, PK__PRODUCT_FIELDS = 12 };
 
 int pk_product_encode(const pk_product_t *p, pk_buf_t *out)
 {
     msgpack_packer pk;
-    size_t before = out->b_len;
-    pk_codec_packer_init(&pk, out);
+    pk_codec_rec_t rec;
+    pk_codec_rec_begin(&rec, &pk, out);
     msgpack_pack_array(&pk, PK__PRODUCT_FIELDS);
     msgpack_pack_uint64(&pk, PK__PRODUCT_SCHEMA);
     msgpack_pack_uint64(&pk, p->p_id);
@@ -45,7 +50,10 @@ int pk_product_encode(const pk_product_t *p, pk_buf_t *out)
     msgpack_pack_int64(&pk, p->p_updated_ms);
     pk_codec_pack_str(&pk, p->p_name, p->p_name_len);
     pk_codec_pack_str(&pk, p->p_description, p->p_description_len);
-    return out->b_len > before ? 0 : -ENOSPC;
+    msgpack_pack_int64(&pk, p->p_sale_units);
+    msgpack_pack_int64(&pk, p->p_order_units);
+    /* 0 only when the whole record fits; a short buffer is left as it was. */
+    return pk_codec_rec_end(&rec);
 }
 
 int pk_product_decode(const void *data, size_t len, pk_product_t *p)
@@ -76,6 +84,9 @@ int pk_product_decode(const void *data, size_t len, pk_product_t *p)
     if (pk_codec_str(&f[9], 0, PK_PRODUCT_DESCRIPTION_BYTES_MAX, p->p_description, &n) != 0)
         goto fail;
     p->p_description_len = (uint16_t)n;
+    if (pk_codec_i64(&f[10], &p->p_sale_units) != 0 || pk_codec_i64(&f[11], &p->p_order_units) != 0 ||
+        p->p_sale_units < 0 || p->p_order_units < 0 || !pk_product_units_balanced(p))
+        goto fail;
     rc = 0;
 fail:
     msgpack_unpacked_destroy(&up);

@@ -56,13 +56,37 @@ const char *pk_sale_validate(const pk_sale_t *s, int64_t now_ms, const char **wh
     return NULL;
 }
 
-enum { PK__SALE_SCHEMA = 1, PK__SALE_FIELDS = 12 };
+bool pk_sale_units_balanced(const pk_sale_t *s)
+{
+    return s->s_remaining + s->s_live + s->s_returned == s->s_quantity;
+}
+
+pk_sale_admit_t pk_sale_admit(const pk_sale_t *s, int64_t now_ms, int64_t user_units, int64_t quantity)
+{
+    switch (pk_sale_state(s, now_ms)) {
+    case PK_SALE_SCHEDULED:
+        return PK_ADMIT_NOT_STARTED;
+    case PK_SALE_ENDED:
+        return PK_ADMIT_ENDED;
+    case PK_SALE_SOLD_OUT:
+        return PK_ADMIT_SOLD_OUT;
+    case PK_SALE_LIVE:
+        break;
+    }
+    if (quantity > s->s_remaining)
+        return PK_ADMIT_SOLD_OUT;
+    if (quantity > s->s_per_user_limit - user_units)
+        return PK_ADMIT_LIMIT_EXCEEDED;
+    return PK_ADMIT_OK;
+}
+
+enum { PK__SALE_SCHEMA = 1, PK__SALE_FIELDS = 14 };
 
 int pk_sale_encode(const pk_sale_t *s, pk_buf_t *out)
 {
     msgpack_packer pk;
-    size_t before = out->b_len;
-    pk_codec_packer_init(&pk, out);
+    pk_codec_rec_t rec;
+    pk_codec_rec_begin(&rec, &pk, out);
     msgpack_pack_array(&pk, PK__SALE_FIELDS);
     msgpack_pack_uint64(&pk, PK__SALE_SCHEMA);
     msgpack_pack_uint64(&pk, s->s_id);
@@ -79,7 +103,10 @@ int pk_sale_encode(const pk_sale_t *s, pk_buf_t *out)
         msgpack_pack_true(&pk);
     else
         msgpack_pack_false(&pk);
-    return out->b_len > before ? 0 : -ENOSPC;
+    msgpack_pack_int64(&pk, s->s_live);
+    msgpack_pack_int64(&pk, s->s_returned);
+    /* 0 only when the whole record fits; a short buffer is left as it was. */
+    return pk_codec_rec_end(&rec);
 }
 
 int pk_sale_decode(const void *data, size_t len, pk_sale_t *s)
@@ -107,7 +134,10 @@ int pk_sale_decode(const void *data, size_t len, pk_sale_t *s)
     if (f[11].type != MSGPACK_OBJECT_BOOLEAN)
         goto fail;
     s->s_settled = f[11].via.boolean;
-    if (s->s_remaining < 0 || s->s_remaining > s->s_quantity || s->s_quantity < 1)
+    if (pk_codec_i64(&f[12], &s->s_live) != 0 || pk_codec_i64(&f[13], &s->s_returned) != 0)
+        goto fail;
+    if (s->s_remaining < 0 || s->s_remaining > s->s_quantity || s->s_quantity < 1 || s->s_live < 0 ||
+        s->s_returned < 0 || !pk_sale_units_balanced(s))
         goto fail;
     rc = 0;
 fail:

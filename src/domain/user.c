@@ -40,7 +40,7 @@ bool pk_user_password_valid(size_t len)
 
 unsigned pk_user_shard_of_name(const char *name, size_t len, unsigned nshards)
 {
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = 14695981039346656037ull; /* FNV-1a 64 offset basis */
     for (size_t i = 0; i < len; i++) {
         h ^= (unsigned char)name[i];
         h *= 1099511628211ull;
@@ -53,8 +53,8 @@ enum { PK__USER_SCHEMA = 1, PK__USER_FIELDS = 7 };
 int pk_user_encode(const pk_user_t *u, pk_buf_t *out)
 {
     msgpack_packer pk;
-    size_t before = out->b_len;
-    pk_codec_packer_init(&pk, out);
+    pk_codec_rec_t rec;
+    pk_codec_rec_begin(&rec, &pk, out);
     msgpack_pack_array(&pk, PK__USER_FIELDS);
     msgpack_pack_uint64(&pk, PK__USER_SCHEMA);
     msgpack_pack_uint64(&pk, u->u_id);
@@ -63,8 +63,8 @@ int pk_user_encode(const pk_user_t *u, pk_buf_t *out)
     pk_codec_pack_str(&pk, u->u_username, u->u_username_len);
     pk_codec_pack_str(&pk, u->u_email, u->u_email_len);
     pk_codec_pack_str(&pk, u->u_pwhash, strlen(u->u_pwhash));
-    /* A packer write failure leaves a short buffer; detect it by size. */
-    return out->b_len > before ? 0 : -ENOSPC;
+    /* 0 only when the whole record fits; a short buffer is left as it was. */
+    return pk_codec_rec_end(&rec);
 }
 
 int pk_user_decode(const void *data, size_t len, pk_user_t *u)
@@ -95,6 +95,10 @@ int pk_user_decode(const void *data, size_t len, pk_user_t *u)
     if (pk_codec_str(&f[5], 0, PK_EMAIL_BYTES_MAX, u->u_email, &n) != 0)
         goto fail;
     u->u_email_len = (uint8_t)n;
+    /* A stored user passed these rules when it was created; one that fails
+     * them now is corrupted, not a user the API could have made. */
+    if (!pk_user_username_valid(u->u_username, u->u_username_len) || !pk_user_email_valid(u->u_email, u->u_email_len))
+        goto fail;
     if (pk_codec_str(&f[6], 0, PK_PASSWORD_ENCODED_BYTES_MAX - 1, u->u_pwhash, NULL) != 0)
         goto fail;
     rc = 0;

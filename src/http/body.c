@@ -5,8 +5,9 @@
 #include <string.h>
 
 #include "pickple/http.h"
+#include "pickple/mpcheck.h"
 
-#define PK__MSGPACK_DEPTH_MAX 32
+#define PK__MSGPACK_DEPTH_MAX PK_MP_DEPTH_MAX
 
 void pk_http_invalid(h2o_req_t *req, const pk_http_args_t *args, const char *field, const char *why)
 {
@@ -84,7 +85,11 @@ int pk_http_body(h2o_req_t *req, const pk_http_args_t *args, json_t **out)
         msgpack_unpacked up;
         size_t off = 0;
         msgpack_unpacked_init(&up);
-        if (msgpack_unpack_next(&up, data, len, &off) == MSGPACK_UNPACK_SUCCESS && off == len)
+        /* msgpack-c reserves memory for the element count a header claims
+         * before it checks the body holds them (5 bytes can ask for 2^31
+         * elements): only bytes that pass the bounded check reach it. */
+        if (pk_mp_check(data, len, PK__MSGPACK_DEPTH_MAX) == 0 &&
+            msgpack_unpack_next(&up, data, len, &off) == MSGPACK_UNPACK_SUCCESS && off == len)
             root = pk__from_msgpack(&up.data, 0);
         msgpack_unpacked_destroy(&up);
         if (root == NULL) {

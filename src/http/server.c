@@ -51,6 +51,15 @@ static const pk_route_t pk__routes[] = {
     {"POST", "/api/v1/sales", pk_h_sale_create, true},
     {"GET", "/api/v1/sales", pk_h_sale_list, false},
     {"GET", "/api/v1/sales/:id", pk_h_sale_get, false},
+    {"POST", "/api/v1/orders", pk_h_order_create, true},
+    {"GET", "/api/v1/orders", pk_h_order_list, true},
+    {"GET", "/api/v1/orders/:id", pk_h_order_get, true},
+    {"POST", "/api/v1/orders/:id/pay", pk_h_order_pay, true},
+    {"POST", "/api/v1/orders/:id/cancel", pk_h_order_cancel, true},
+    {"GET", "/api/v1/orders/:id/delivery", pk_h_order_delivery, true},
+    {"POST", "/api/v1/deliveries/:id/ship", pk_h_delivery_ship, true},
+    {"POST", "/api/v1/deliveries/:id/complete", pk_h_delivery_complete, true},
+    {"GET", "/api/v1/notifications", pk_h_note_list, true},
 };
 
 static const char *pk__reason(int status)

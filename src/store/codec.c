@@ -2,10 +2,15 @@
 #include <string.h>
 
 #include "pickple/codec.h"
+#include "pickple/mpcheck.h"
 
 int pk_codec_unpack(const void *data, size_t len, msgpack_unpacked *unpacked)
 {
     size_t off = 0;
+    /* msgpack-c reserves memory for a claimed element count before it checks
+     * the bytes: a corrupted length must be refused before it gets there. */
+    if (pk_mp_check(data, len, PK_MP_DEPTH_MAX) != 0)
+        return PK_EFORMAT;
     msgpack_unpacked_init(unpacked);
     msgpack_unpack_return r = msgpack_unpack_next(unpacked, data, len, &off);
     if (r != MSGPACK_UNPACK_SUCCESS || off != len) {
@@ -65,8 +70,32 @@ void pk_codec_packer_init(msgpack_packer *pk, pk_buf_t *buf)
     msgpack_packer_init(pk, buf, pk__buf_write);
 }
 
-void pk_codec_pack_str(msgpack_packer *pk, const char *s, size_t len)
+int pk_codec_pack_str(msgpack_packer *pk, const char *s, size_t len)
 {
-    msgpack_pack_str(pk, len);
-    msgpack_pack_str_body(pk, s, len);
+    int rc = msgpack_pack_str(pk, len);
+    return rc != 0 ? rc : msgpack_pack_str_body(pk, s, len);
+}
+
+static int pk__rec_write(void *data, const char *buf, size_t len)
+{
+    pk_codec_rec_t *rec = data;
+    if (rec->cr_err == 0)
+        rec->cr_err = pk_buf_append(rec->cr_buf, buf, len);
+    return rec->cr_err;
+}
+
+void pk_codec_rec_begin(pk_codec_rec_t *rec, msgpack_packer *pk, pk_buf_t *buf)
+{
+    rec->cr_buf = buf;
+    rec->cr_start = buf->b_len;
+    rec->cr_err = 0;
+    msgpack_packer_init(pk, rec, pk__rec_write);
+}
+
+int pk_codec_rec_end(pk_codec_rec_t *rec)
+{
+    if (rec->cr_err == 0)
+        return 0;
+    rec->cr_buf->b_len = rec->cr_start;
+    return rec->cr_err;
 }

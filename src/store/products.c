@@ -1,4 +1,5 @@
 /* Products on their shard: create, get, patch, stock, list. */
+#include <assert.h>
 #include <string.h>
 
 #include "pickple/log.h"
@@ -22,15 +23,16 @@ int pk_products_write(pk_store_t *st, MDB_txn *txn, const pk_product_t *p, const
 {
     pk_buf_t rec = {0}, json = {0};
     pk_out_t o;
+    assert(pk_product_units_balanced(p) && p->p_stock >= 0 && p->p_sale_units >= 0 && p->p_order_units >= 0);
     int rc = pk_product_encode(p, &rec);
     if (rc == 0)
         rc = pk_store_put_id(st, txn, PK_TBL_PRODUCTS, p->p_id, rec.b_data, rec.b_len);
-    if (rc == 0) {
+    if (rc == 0 && type != NULL) {
         pk_out_init(&o, PK_FMT_JSON);
         pk_product_render(p, &o);
         rc = pk_out_finish(&o, &json);
     }
-    if (rc == 0)
+    if (rc == 0 && type != NULL)
         rc = pk_store_outbox_append(st, txn, type, p->p_id, now_ms, json.b_data, json.b_len);
     pk_buf_free(&rec);
     pk_buf_free(&json);
@@ -167,6 +169,56 @@ int pk_store_list_page(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, pk_msg_t *m
         }
         if (r > 0) {
             l->ml_ids[l->ml_count] = pk_store_u64_of_key(&k);
+            l->ml_count++;
+            l->ml_offsets[l->ml_count] = (uint32_t)o.o_buf.b_len;
+        }
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        pk_out_discard(&o);
+        return PK_ESTORE;
+    }
+    if (pk_out_finish(&o, &msg->m_body) != 0)
+        return PK_ESTORE;
+    msg->m_status = 200;
+    return 0;
+}
+
+int pk_store_index_page(pk_store_t *st, MDB_txn *txn, pk_table_t index, uint64_t hi, pk_msg_t *msg,
+                        int (*render)(pk_store_t *st, MDB_txn *txn, uint64_t id, pk_msg_t *msg, pk_out_t *o))
+{
+    pk_msg_list_t *l = &msg->u.list;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    uint8_t kb[16];
+    pk_out_t o;
+    int rc;
+    pk_out_init(&o, msg->m_fmt);
+    if (mdb_cursor_open(txn, st->st_dbi[index], &cur) != 0)
+        return PK_ESTORE;
+    pk_store_key_pair(hi, l->ml_after + 1, kb);
+    k.mv_size = 16;
+    k.mv_data = kb;
+    l->ml_count = 0;
+    l->ml_offsets[0] = 0;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && l->ml_count < l->ml_limit + 1) {
+        if (k.mv_size != 16) {
+            rc = PK_ESTORE;
+            break;
+        }
+        MDB_val khi = {8, k.mv_data}, klo = {8, (uint8_t *)k.mv_data + 8};
+        if (pk_store_u64_of_key(&khi) != hi)
+            break;
+        uint64_t id = pk_store_u64_of_key(&klo);
+        int r = render(st, txn, id, msg, &o);
+        if (r < 0) {
+            rc = r;
+            break;
+        }
+        if (r > 0) {
+            l->ml_ids[l->ml_count] = id;
             l->ml_count++;
             l->ml_offsets[l->ml_count] = (uint32_t)o.o_buf.b_len;
         }

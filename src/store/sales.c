@@ -1,14 +1,16 @@
 /* Sales on their product's shard: create (units move out of stock), get,
  * list, and settlement at the end (unsold units go back to stock). */
+#include <assert.h>
 #include <string.h>
 
 #include "pickple/log.h"
+#include "pickple/orders.h"
 #include "pickple/products.h"
 #include "pickple/sales.h"
 
 #define PK__SETTLE_PER_SWEEP 256
 
-static int pk__sale_read(pk_store_t *st, MDB_txn *txn, uint64_t id, pk_sale_t *s)
+int pk_sales_read(pk_store_t *st, MDB_txn *txn, uint64_t id, pk_sale_t *s)
 {
     MDB_val v;
     int rc = pk_store_get_id(st, txn, PK_TBL_SALES, id, &v);
@@ -21,8 +23,9 @@ static int pk__sale_read(pk_store_t *st, MDB_txn *txn, uint64_t id, pk_sale_t *s
     return 0;
 }
 
-static int pk__sale_write(pk_store_t *st, MDB_txn *txn, const pk_sale_t *s, const char *type, int64_t now_ms)
+int pk_sales_write(pk_store_t *st, MDB_txn *txn, const pk_sale_t *s, const char *type, int64_t now_ms)
 {
+    assert(pk_sale_units_balanced(s) && s->s_remaining >= 0 && s->s_live >= 0);
     pk_buf_t rec = {0}, json = {0};
     pk_out_t o;
     int rc = pk_sale_encode(s, &rec);
@@ -76,17 +79,20 @@ static int pk__create_apply(pk_actor_t *owner, MDB_txn *txn, pk_msg_t *msg)
     }
     /* Checked; from here on only writes. */
     p.p_stock -= s->s_quantity;
+    p.p_sale_units += s->s_quantity;
     p.p_updated_ms = msg->m_now_ms;
     s->s_id = pk_store_next_id(st, PK_SEQ_SALE);
     s->s_seller_id = p.p_seller_id;
     s->s_remaining = s->s_quantity;
+    s->s_live = 0;
+    s->s_returned = 0;
     s->s_created_ms = msg->m_now_ms;
     s->s_settled = false;
     uint8_t key[16];
     pk__end_key(s, key);
     MDB_val k = {sizeof(key), key}, v = {0, ""};
     if ((rc = pk_products_write(st, txn, &p, "stock.adjusted", msg->m_now_ms)) != 0 ||
-        (rc = pk__sale_write(st, txn, s, "sale.created", msg->m_now_ms)) != 0)
+        (rc = pk_sales_write(st, txn, s, "sale.created", msg->m_now_ms)) != 0)
         return rc;
     if (mdb_put(txn, st->st_dbi[PK_TBL_SALE_ENDS], &k, &v, 0) != 0)
         return PK_ESTORE;
@@ -99,7 +105,7 @@ static int pk__create_apply(pk_actor_t *owner, MDB_txn *txn, pk_msg_t *msg)
 static int pk__get_apply(pk_actor_t *owner, MDB_txn *txn, pk_msg_t *msg)
 {
     pk_sale_t s;
-    int rc = pk__sale_read(&owner->a_store, txn, msg->u.sale.ms_sale.s_id, &s);
+    int rc = pk_sales_read(&owner->a_store, txn, msg->u.sale.ms_sale.s_id, &s);
     if (rc == PK_ENOTFOUND) {
         pk_msg_error(msg, 404, "not_found", "no sale with that id");
         return 0;
@@ -131,25 +137,30 @@ static int pk__settle(pk_store_t *st, MDB_txn *txn, uint64_t sale_id, int64_t no
 {
     pk_sale_t s;
     pk_product_t p;
-    int rc = pk__sale_read(st, txn, sale_id, &s);
+    int rc = pk_sales_read(st, txn, sale_id, &s);
     if (rc != 0)
         return rc == PK_ENOTFOUND ? PK_ESTORE : rc; /* index points nowhere */
     if (s.s_settled)
         return 0;
     if ((rc = pk_products_read(st, txn, s.s_product_id, &p)) != 0)
         return PK_ESTORE;
-    if (s.s_remaining > 0) {
-        p.p_stock += s.s_remaining;
-        p.p_updated_ms = now_ms;
-        if ((rc = pk_products_write(st, txn, &p, "stock.adjusted", now_ms)) != 0)
-            return rc;
-    }
+    /* Unsold units go back to stock; units in live orders stay with their
+     * orders, now counted by the product instead of the sale. */
+    p.p_stock += s.s_remaining;
+    p.p_sale_units -= s.s_remaining + s.s_live;
+    p.p_order_units += s.s_live;
+    p.p_updated_ms = now_ms;
+    if ((rc = pk_products_write(st, txn, &p, s.s_remaining > 0 ? "stock.adjusted" : NULL, now_ms)) != 0)
+        return rc;
+    s.s_returned += s.s_remaining;
     s.s_remaining = 0;
     s.s_settled = true;
-    return pk__sale_write(st, txn, &s, "sale.ended", now_ms);
+    pk_soldout_clear(&pk_actor_of_store(st)->a_soldout, s.s_id);
+    return pk_sales_write(st, txn, &s, "sale.ended", now_ms);
 }
 
-int pk_shard_maintain(pk_actor_t *a, MDB_txn *txn, int64_t now_ms, int64_t *next_due_ms)
+/* Settles sales whose end passed (bounded per call). */
+static int pk__sales_maintain(pk_actor_t *a, MDB_txn *txn, int64_t now_ms, int64_t *next_due_ms)
 {
     pk_store_t *st = &a->a_store;
     MDB_cursor *cur;
@@ -188,10 +199,26 @@ int pk_shard_maintain(pk_actor_t *a, MDB_txn *txn, int64_t now_ms, int64_t *next
     return rc == MDB_NOTFOUND ? 0 : (rc < 0 ? rc : PK_ESTORE);
 }
 
+int pk_shard_maintain(pk_actor_t *a, MDB_txn *txn, int64_t now_ms, int64_t *next_due_ms, pk_msg_maint_t *rel)
+{
+    int64_t sales_next, orders_next;
+    pk_msg_maint_t unused;
+    if (rel == NULL) {
+        rel = &unused;
+    }
+    rel->mm_count = 0;
+    int rc = pk__sales_maintain(a, txn, now_ms, &sales_next);
+    if (rc == 0)
+        rc = pk_orders_maintain(a, txn, now_ms, &orders_next, rel);
+    if (rc == 0)
+        *next_due_ms = sales_next < orders_next ? sales_next : orders_next;
+    return rc;
+}
+
 static int pk__maintain_apply(pk_actor_t *owner, MDB_txn *txn, pk_msg_t *msg)
 {
     int64_t next;
-    int rc = pk_shard_maintain(owner, txn, msg->m_now_ms, &next);
+    int rc = pk_shard_maintain(owner, txn, msg->m_now_ms, &next, &msg->u.maint);
     if (rc != 0)
         return rc;
     owner->a_next_due_ms = next;

@@ -11,7 +11,11 @@
 #include "pickple/log.h"
 #include "pickple/store.h"
 
-static const char *const pk__table_names[PK_TBL_COUNT] = {"meta", "users", "usernames", "outbox", "products", "sales", "sale_ends"};
+static const char *const pk__table_names[PK_TBL_COUNT] = {
+    "meta",         "users",      "usernames",  "outbox",        "products",     "sales",
+    "sale_ends",    "orders",     "order_due",  "user_orders",   "sale_users",   "reservations",
+    "releases",     "deliveries", "notifications", "user_notifs", "idem_keys",   "idem_answers",
+};
 static const char *const pk__seq_keys[PK_SEQ_COUNT] = {
     "seq.user", "seq.product", "seq.sale", "seq.order", "seq.payment", "seq.delivery", "seq.notification",
 };
@@ -305,6 +309,63 @@ int pk_store_put_id(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t id, c
     return 0;
 }
 
+void pk_store_key_pair(uint64_t hi, uint64_t lo, uint8_t out[16])
+{
+    pk_store_key_u64(hi, out);
+    pk_store_key_u64(lo, out + 8);
+}
+
+int pk_store_put_pair(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t hi, uint64_t lo, const void *data,
+                      size_t len)
+{
+    uint8_t kb[16];
+    pk_store_key_pair(hi, lo, kb);
+    MDB_val k = {16, kb}, v = {len, (void *)data};
+    int rc = mdb_put(txn, st->st_dbi[tbl], &k, &v, 0);
+    if (rc != 0) {
+        pk_log_error("shard=%u put %s: %s", st->st_shard, pk__table_names[tbl], mdb_strerror(rc));
+        return PK_ESTORE;
+    }
+    return 0;
+}
+
+int pk_store_get_pair(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t hi, uint64_t lo, MDB_val *val)
+{
+    uint8_t kb[16];
+    pk_store_key_pair(hi, lo, kb);
+    MDB_val k = {16, kb};
+    int rc = mdb_get(txn, st->st_dbi[tbl], &k, val);
+    if (rc == MDB_NOTFOUND)
+        return PK_ENOTFOUND;
+    return rc == 0 ? 0 : PK_ESTORE;
+}
+
+static int pk__del(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, MDB_val *k)
+{
+    int rc = mdb_del(txn, st->st_dbi[tbl], k, NULL);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        pk_log_error("shard=%u del %s: %s", st->st_shard, pk__table_names[tbl], mdb_strerror(rc));
+        return PK_ESTORE;
+    }
+    return 0;
+}
+
+int pk_store_del_pair(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t hi, uint64_t lo)
+{
+    uint8_t kb[16];
+    pk_store_key_pair(hi, lo, kb);
+    MDB_val k = {16, kb};
+    return pk__del(st, txn, tbl, &k);
+}
+
+int pk_store_del_id(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t id)
+{
+    uint8_t kb[8];
+    pk_store_key_u64(id, kb);
+    MDB_val k = {8, kb};
+    return pk__del(st, txn, tbl, &k);
+}
+
 int pk_store_outbox_append(pk_store_t *st, MDB_txn *txn, const char *type, uint64_t key_id, int64_t now_ms,
                            const char *data_json, size_t data_len)
 {
@@ -344,4 +405,133 @@ fail:
     pk_buf_free(&value);
     pk_buf_free(&rec);
     return rc == 0 ? 0 : PK_ESTORE;
+}
+
+/* Reads a MessagePack str header at *p (fixstr, str8, str16, str32). */
+static int pk__mp_str(const uint8_t **p, const uint8_t *end, const char **s, size_t *len)
+{
+    const uint8_t *q = *p;
+    size_t n, hdr;
+    if (q >= end)
+        return PK_EFORMAT;
+    if ((*q & 0xe0) == 0xa0) {
+        n = *q & 0x1f;
+        hdr = 1;
+    } else if (*q == 0xd9 && end - q >= 2) {
+        n = q[1];
+        hdr = 2;
+    } else if (*q == 0xda && end - q >= 3) {
+        n = (size_t)q[1] << 8 | q[2];
+        hdr = 3;
+    } else if (*q == 0xdb && end - q >= 5) {
+        n = (size_t)q[1] << 24 | (size_t)q[2] << 16 | (size_t)q[3] << 8 | q[4];
+        hdr = 5;
+    } else {
+        return PK_EFORMAT;
+    }
+    if ((size_t)(end - q) - hdr < n)
+        return PK_EFORMAT;
+    *s = (const char *)q + hdr;
+    *len = n;
+    *p = q + hdr + n;
+    return 0;
+}
+
+/* Reads a MessagePack unsigned integer at *p (positive fixint, uint8..64). */
+static int pk__mp_uint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    const uint8_t *q = *p;
+    size_t n;
+    if (q >= end)
+        return PK_EFORMAT;
+    if (*q <= 0x7f) {
+        *v = *q;
+        *p = q + 1;
+        return 0;
+    }
+    switch (*q) {
+    case 0xcc: n = 1; break;
+    case 0xcd: n = 2; break;
+    case 0xce: n = 4; break;
+    case 0xcf: n = 8; break;
+    default: return PK_EFORMAT;
+    }
+    if ((size_t)(end - q) < n + 1)
+        return PK_EFORMAT;
+    *v = 0;
+    for (size_t i = 1; i <= n; i++)
+        *v = *v << 8 | q[i];
+    *p = q + n + 1;
+    return 0;
+}
+
+int pk_store_outbox_decode(const MDB_val *rec, pk_outbox_event_t *ev)
+{
+    /* [1 (schema), type, key id, value JSON], as pk_store_outbox_append
+     * writes it; decoded by hand because the publisher reads every event. */
+    const uint8_t *p = rec->mv_data, *end = p + rec->mv_size;
+    uint64_t schema;
+    if (rec->mv_size < 1 || *p++ != 0x94)
+        return PK_EFORMAT;
+    if (pk__mp_uint(&p, end, &schema) != 0 || schema != 1 ||
+        pk__mp_str(&p, end, &ev->oe_type, &ev->oe_type_len) != 0 || pk__mp_uint(&p, end, &ev->oe_key_id) != 0 ||
+        pk__mp_str(&p, end, &ev->oe_value, &ev->oe_value_len) != 0 || p != end)
+        return PK_EFORMAT;
+    return 0;
+}
+
+int pk_store_outbox_cursor(pk_store_t *st, MDB_txn *txn, uint64_t *acked)
+{
+    int rc = pk__meta_get_u64(st, txn, "outbox.acked", acked);
+    if (rc == PK_ENOTFOUND) {
+        *acked = 0;
+        return 0;
+    }
+    return rc;
+}
+
+int pk_store_outbox_trim(pk_store_t *st, MDB_txn *txn, uint64_t acked, unsigned rows_max, uint64_t *first_left,
+                         bool *more)
+{
+    uint64_t cursor;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    unsigned deleted = 0;
+    int rc = pk_store_outbox_cursor(st, txn, &cursor);
+    if (rc != 0)
+        return rc;
+    if (acked > cursor) {
+        assert(acked < st->st_outbox_next); /* only committed events are acknowledged */
+        if ((rc = pk__meta_put_u64(st, txn, "outbox.acked", acked)) != 0)
+            return rc;
+        cursor = acked;
+    }
+    if (mdb_cursor_open(txn, st->st_dbi[PK_TBL_OUTBOX], &cur) != 0)
+        return PK_ESTORE;
+    *first_left = st->st_outbox_next;
+    *more = false;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (rc == 0) {
+        uint64_t seq = pk_store_u64_of_key(&k);
+        if (seq > cursor || deleted == rows_max) {
+            *first_left = seq;
+            *more = seq <= cursor;
+            break;
+        }
+        if (mdb_cursor_del(cur, 0) != 0) {
+            rc = PK_ESTORE;
+            break;
+        }
+        deleted++;
+        /* After a delete the cursor sits on the next entry, if any. */
+        rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+        if (rc == EINVAL || rc == MDB_NOTFOUND)
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        pk_log_error("shard=%u outbox trim: %s", st->st_shard, rc == PK_ESTORE ? "delete failed" : mdb_strerror(rc));
+        return PK_ESTORE;
+    }
+    return 0;
 }

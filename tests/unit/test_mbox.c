@@ -21,29 +21,7 @@
 
 #include "pickple/mbox.h"
 
-static int g_passed, g_failed;
-
-#define CHECK(cond)                                                                                                \
-    do {                                                                                                           \
-        if (cond) {                                                                                                \
-            g_passed++;                                                                                            \
-        } else {                                                                                                   \
-            g_failed++;                                                                                            \
-            printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                                                \
-        }                                                                                                          \
-    } while (0)
-
-#define CHECK_RC(expr, want)                                                                                       \
-    do {                                                                                                           \
-        int rc_ = (expr);                                                                                          \
-        if (rc_ == (want)) {                                                                                       \
-            g_passed++;                                                                                            \
-        } else {                                                                                                   \
-            g_failed++;                                                                                            \
-            printf("FAIL %s:%d: %s -> %d (%s), want %d (%s)\n", __FILE__, __LINE__, #expr, rc_, pk_strerror(rc_), \
-                   (int)(want), pk_strerror(want));                                                                \
-        }                                                                                                          \
-    } while (0)
+#include "check.h"
 
 /* Message values: (producer << 32 | seq) + 1, never NULL, never dereferenced. */
 static void *tag(unsigned producer, uint32_t seq)
@@ -480,6 +458,5 @@ int main(int argc, char **argv)
     run_stress(producers, per_producer, 0, budget_ms);
     run_stress(producers, per_producer / 4, 64, budget_ms / 2);
 
-    printf("test_mbox: %d passed, %d failed\n", g_passed, g_failed);
-    return g_failed == 0 ? 0 : 1;
+    return CHECK_DONE("test_mbox");
 }

@@ -1,0 +1,256 @@
+#!/usr/bin/env python3
+"""Table of medians, ratios and targets for bench/run.
+
+Reads the results.jsonl that bench/run writes (one line per row and run:
+{"row", "run", "rss_kb", "result": <pickple-bench --json line or the
+redis-benchmark figures>}), prints the table on stdout and writes the
+dated Markdown results file.  Standard library only.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+
+ORDER = ["h2o_static", "redis_lua", "healthz", "users_me", "hot", "hot_at_redis", "catalog", "mixed",
+         "soldout", "soldout_at_h2o", "flash"]
+
+ABOUT = {
+    "h2o_static": "h2o, GET a 20-byte file",
+    "redis_lua": "Redis+Lua seckill, AOF always",
+    "healthz": "GET /healthz",
+    "users_me": "GET /api/v1/users/me",
+    "hot": "sale orders, one huge sale",
+    "hot_at_redis": "hot, open loop at Redis ops/s",
+    "catalog": "1- and 3-item catalog orders",
+    "mixed": "browse 90 / order 8 / pay 2",
+    "soldout": "orders of a sold-out sale",
+    "soldout_at_h2o": "soldout, open loop at 0.7 x h2o",
+    "flash": "10,000 units, 100,000 users",
+}
+
+# The figure a row is compared by: what it exists to measure.
+FIGURE = {"hot": "accepted_per_s", "hot_at_redis": "accepted_per_s", "catalog": "accepted_per_s",
+          "soldout": "rejected_per_s", "soldout_at_h2o": "rejected_per_s"}
+VS_REDIS = {"hot", "hot_at_redis", "catalog"}
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def get(d, *path):
+    for key in path:
+        if not isinstance(d, dict) or d.get(key) is None:
+            return None
+        d = d[key]
+    return d
+
+
+def load(path):
+    rows = {}
+    for line in open(path):
+        line = line.strip()
+        if line:
+            r = json.loads(line)
+            rows.setdefault(r["row"], []).append(r)
+    return rows
+
+
+def summarise(runs):
+    ok = [r for r in runs if "error" not in r["result"]]
+    res = [r["result"] for r in ok]
+    s = {
+        "runs": len(runs),
+        "errors": len(runs) - len(ok),
+        "rps": median([r.get("rps") for r in res]),
+        "accepted_per_s": median([r.get("accepted_per_s") for r in res]),
+        "rejected_per_s": median([r.get("rejected_per_s") for r in res]),
+        "p50": median([get(r, "latency_ms", "p50") for r in res]),
+        "p99": median([get(r, "latency_ms", "p99") for r in res]),
+        "p999": median([get(r, "latency_ms", "p999") for r in res]),
+        "acc_p99": median([get(r, "accepted_latency_ms", "p99") for r in res]),
+        "rss_kb": median([r.get("rss_kb") for r in ok]),
+        "rss_kb_max": max([r.get("rss_kb") or 0 for r in ok], default=0),
+        "failed": sum(r.get("failed", 0) for r in res),
+        "unfinished": sum(r.get("unfinished", 0) for r in res),
+        "rate": median([r.get("rate") for r in res if r.get("mode") == "open"]),
+        "sellout_ms": median([r.get("sellout_ms") for r in res]),
+        "unsold_runs": sum(1 for r in res if "sellout_ms" in r and r["sellout_ms"] is None),
+        "violations": max([r.get("violations", 0) for r in res], default=None),
+        "unverified": sum(1 for r in res if r.get("violations", 0) < 0),
+    }
+    if s["sellout_ms"]:
+        s["sellout_accepted_per_s"] = median(
+            [r["accepted"] / (r["sellout_ms"] / 1000) for r in res if r.get("sellout_ms")])
+    return s
+
+
+def fmt(v, digits=0):
+    if v is None:
+        return "-"
+    return f"{v:,.{digits}f}"
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}" if a is not None and b else "-"
+
+
+def build(rows):
+    s = {row: summarise(runs) for row, runs in rows.items()}
+    h2o = get(s, "h2o_static", "rps")
+    redis = get(s, "redis_lua", "rps")
+    header = ["row", "what", "req/s", "accepted/s", "rejected/s", "p50 ms", "p99 ms", "p99 accepted ms",
+              "÷ Redis", "÷ h2o", "RSS MB", "notes"]
+    table = []
+    for row in ORDER + sorted(set(s) - set(ORDER)):
+        if row not in s:
+            continue
+        x = s[row]
+        figure = x.get(FIGURE.get(row, "rps"))
+        accepted = x["accepted_per_s"]
+        notes = []
+        if row == "flash":
+            accepted = x.get("sellout_accepted_per_s")
+            notes.append(f"sold out in {fmt(x['sellout_ms'])} ms" if x["sellout_ms"] is not None else "did not sell out")
+            if x["unsold_runs"]:
+                notes.append(f"{x['unsold_runs']} run(s) did not sell out")
+            notes.append(f"violations {x['violations']}" if x["violations"] is not None and x["violations"] >= 0
+                         else "not verified")
+        if x["rate"]:
+            notes.append(f"offered {fmt(x['rate'])}/s")
+        if x["failed"]:
+            notes.append(f"{x['failed']:,} failed")
+        if x["unfinished"]:
+            notes.append(f"{x['unfinished']:,} unfinished")
+        if x["errors"]:
+            notes.append(f"{x['errors']} run(s) errored")
+        is_pickple = row not in ("h2o_static", "redis_lua")
+        table.append([
+            row, ABOUT.get(row, ""), fmt(x["rps"]),
+            fmt(accepted) if row not in ("h2o_static", "healthz", "users_me") else "-",
+            fmt(x["rejected_per_s"]) if x["rejected_per_s"] else "-",
+            fmt(x["p50"], 3), fmt(x["p99"], 3), fmt(x["acc_p99"], 3),
+            ratio(figure, redis) if row in VS_REDIS else "-",
+            ratio(figure, h2o) if is_pickple else "-",
+            fmt(x["rss_kb"] / 1024, 1) if is_pickple and x["rss_kb"] else "-",
+            "; ".join(notes),
+        ])
+    return s, header, table
+
+
+def targets(s):
+    out = []
+
+    def check(name, value, limit, ok, unit=""):
+        if value is None or limit is None:
+            out.append((name, "not measured", "-"))
+        else:
+            out.append((name, f"{fmt(value, 3 if unit == 'ms' else 0)}{unit} vs {fmt(limit, 3 if unit == 'ms' else 0)}{unit}",
+                        "PASS" if ok(value, limit) else "FAIL"))
+
+    h2o = get(s, "h2o_static", "rps")
+    check("durable hot orders/s >= Redis+Lua AOF-always ops/s", get(s, "hot", "accepted_per_s"),
+          get(s, "redis_lua", "rps"), lambda v, l: v >= l)
+    check("soldout rejections/s >= 0.7 x h2o static req/s", get(s, "soldout", "rejected_per_s"),
+          0.7 * h2o if h2o else None, lambda v, l: v >= l)
+    check("p99 accepted orders <= 10 ms, soldout at 0.7 x h2o (open loop)", get(s, "soldout_at_h2o", "acc_p99"),
+          10.0, lambda v, l: v <= l, " ms")
+    check("p99 accepted orders <= 10 ms, hot at Redis ops/s (open loop)", get(s, "hot_at_redis", "acc_p99"),
+          10.0, lambda v, l: v <= l, " ms")
+    f = s.get("flash")
+    if f is None:
+        out.append(("flash 10,000 units / 100,000 users sells out < 1 s, zero violations", "not measured", "-"))
+    else:
+        ok = (f["sellout_ms"] is not None and f["sellout_ms"] < 1000 and f["unsold_runs"] == 0
+              and f["violations"] == 0 and f["errors"] == 0)
+        out.append(("flash 10,000 units / 100,000 users sells out < 1 s, zero violations",
+                    f"{fmt(f['sellout_ms'])} ms, violations {f['violations']}", "PASS" if ok else "FAIL"))
+    return out
+
+
+def text_table(header, table):
+    widths = [max(len(str(r[i])) for r in [header] + table) for i in range(len(header))]
+    lines = ["  ".join(str(c).rjust(w) if i not in (0, 1, 11) else str(c).ljust(w)
+                       for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in [header] + table]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def md_table(header, table):
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in table]
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--jsonl", required=True)
+    ap.add_argument("--md")
+    ap.add_argument("--plots", help="directory holding ROW.png")
+    ap.add_argument("--meta", action="append", default=[], help="key=value for the results file")
+    a = ap.parse_args()
+
+    rows = load(a.jsonl)
+    s, header, table = build(rows)
+    tg = targets(s)
+    rss_max = max((x["rss_kb_max"] for row, x in s.items() if row not in ("h2o_static", "redis_lua")), default=0)
+    meta = dict(m.split("=", 1) for m in a.meta)
+
+    print(text_table(header, table))
+    print(f"(medians of {meta.get('runs', '?')} run(s); latency in ms; ÷ Redis and ÷ h2o compare each row's own "
+          "figure: accepted/s for order rows, rejected/s for soldout rows, req/s otherwise)")
+    print(f"pickple peak RSS (VmHWM, max over all rows and runs): {rss_max / 1024:.1f} MB")
+    print()
+    for name, value, verdict in tg:
+        print(f"  {verdict:4}  {name}: {value}")
+
+    if not a.md:
+        return 0
+    plots = []
+    if a.plots:
+        rel = os.path.relpath(a.plots, os.path.dirname(os.path.abspath(a.md)))
+        for row in ORDER:
+            if os.path.exists(os.path.join(a.plots, row + ".png")):
+                plots.append((row, f"{rel}/{row}.png"))
+    with open(a.md, "w") as f:
+        f.write(f"# Benchmark results {os.path.basename(a.md)[:-3]}\n\n")
+        for k in ("command", "commit", "machine", "h2o", "redis", "runs", "duration_s", "warm_up_s",
+                  "connections", "streams", "client_threads", "server_threads", "flash", "elapsed_s"):
+            if k in meta:
+                f.write(f"- {k.replace('_', ' ')}: {meta[k]}\n")
+        f.write("\nEvery figure is the median of the runs; rows were interleaved within each run. "
+                "pickple ran with `--sync full --kafka-brokers off`, a fresh data directory per row and run. "
+                "See bench/README.md for what each row measures.\n\n")
+        f.write(md_table(header, table) + "\n\n")
+        f.write(f"pickple peak RSS (VmHWM, max over all rows and runs): **{rss_max / 1024:.1f} MB**\n\n")
+        f.write("## Targets (issue 5)\n\n| target | measured | verdict |\n|---|---|---|\n")
+        for name, value, verdict in tg:
+            f.write(f"| {name} | {value} | {verdict} |\n")
+        if plots:
+            f.write("\n## Latency by percentile\n\n")
+            for row, path in plots:
+                f.write(f"### {row}\n\n![{row}]({path})\n\n")
+        f.write("## Every run\n\n| row | run | req/s | accepted/s | rejected/s | p50 | p99 | p99.9 | "
+                "p99 accepted | failed | RSS MB | extra |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+        for row in ORDER + sorted(set(rows) - set(ORDER)):
+            for r in rows.get(row, []):
+                x = r["result"]
+                if "error" in x:
+                    f.write(f"| {row} | {r['run']} | {x['error']} |||||||||\n")
+                    continue
+                extra = ", ".join(f"{k} {x[k]}" for k in ("sellout_ms", "violations", "rate") if x.get(k))
+                if x.get("verify"):
+                    extra += ", verify " + json.dumps(x["verify"], separators=(",", ":"))
+                f.write(f"| {row} | {r['run']} | {fmt(x.get('rps'))} | {fmt(x.get('accepted_per_s'))} | "
+                        f"{fmt(x.get('rejected_per_s'))} | {fmt(get(x, 'latency_ms', 'p50'), 3)} | "
+                        f"{fmt(get(x, 'latency_ms', 'p99'), 3)} | {fmt(get(x, 'latency_ms', 'p999'), 3)} | "
+                        f"{fmt(get(x, 'accepted_latency_ms', 'p99'), 3)} | {x.get('failed', '-')} | "
+                        f"{fmt((r.get('rss_kb') or 0) / 1024, 1) if r.get('rss_kb') else '-'} | {extra} |\n")
+        f.write("\nRaw lines: `results.jsonl` next to the plots.\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
