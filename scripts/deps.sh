@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs, from Debian's archive with apt-get only, every package pickple
-# needs to build and test (and, with --bench, to run bench/http.sh).
+# needs to build and test (and, with --bench, to run bench/run and
+# bench/http.sh: h2o, redis-server with redis-benchmark, gnuplot).
 # Idempotent: packages already installed are left alone, and `apt-get update`
 # runs only when something is missing.
 #
@@ -26,7 +27,7 @@ build_packages=(
   libmsgpack-dev liblmdb-dev librdkafka-dev libjansson-dev libnghttp2-dev
 )
 test_packages=(python3 curl nghttp2-client kcat lmdb-utils)
-bench_packages=(h2o redis-server gnuplot-nox)
+bench_packages=(h2o redis-server redis-tools gnuplot-nox)
 
 wanted=("${build_packages[@]}" "${test_packages[@]}")
 if ((with_bench)); then

@@ -82,18 +82,19 @@ enum { PK__NOTE_SCHEMA = 1, PK__NOTE_FIELDS = 7 };
 int pk_note_encode(const pk_note_t *n, pk_buf_t *out)
 {
     msgpack_packer pk;
-    pk_codec_packer_init(&pk, out);
-    int rc = msgpack_pack_array(&pk, PK__NOTE_FIELDS);
-    rc |= msgpack_pack_uint64(&pk, PK__NOTE_SCHEMA);
-    rc |= msgpack_pack_uint64(&pk, n->n_id);
-    rc |= msgpack_pack_uint64(&pk, n->n_user_id);
-    rc |= msgpack_pack_uint64(&pk, n->n_order_id);
-    rc |= msgpack_pack_uint64(&pk, n->n_kind);
-    rc |= msgpack_pack_int64(&pk, n->n_created_ms);
-    rc |= msgpack_pack_array(&pk, 2);
+    pk_codec_rec_t rec;
+    pk_codec_rec_begin(&rec, &pk, out);
+    msgpack_pack_array(&pk, PK__NOTE_FIELDS);
+    msgpack_pack_uint64(&pk, PK__NOTE_SCHEMA);
+    msgpack_pack_uint64(&pk, n->n_id);
+    msgpack_pack_uint64(&pk, n->n_user_id);
+    msgpack_pack_uint64(&pk, n->n_order_id);
+    msgpack_pack_uint64(&pk, n->n_kind);
+    msgpack_pack_int64(&pk, n->n_created_ms);
+    msgpack_pack_array(&pk, 2);
     pk_codec_pack_str(&pk, n->n_subject, n->n_subject_len);
     pk_codec_pack_str(&pk, n->n_body, n->n_body_len);
-    return rc == 0 ? 0 : -ENOMEM;
+    return pk_codec_rec_end(&rec);
 }
 
 int pk_note_decode(const void *data, size_t len, pk_note_t *n)

@@ -164,49 +164,48 @@ enum { PK__ORDER_SCHEMA = 1, PK__ORDER_FIELDS = 25 };
 int pk_order_encode(const pk_order_t *o, pk_buf_t *out)
 {
     msgpack_packer pk;
+    pk_codec_rec_t rec;
     const pk_shipping_t *sh = &o->o_shipping;
     const pk_payment_t *pa = &o->o_payment;
     const pk_delivery_t *de = &o->o_delivery;
-    pk_codec_packer_init(&pk, out);
-    int rc = msgpack_pack_array(&pk, PK__ORDER_FIELDS);
-    rc |= msgpack_pack_uint64(&pk, PK__ORDER_SCHEMA);
-    rc |= msgpack_pack_uint64(&pk, o->o_id);
-    rc |= msgpack_pack_uint64(&pk, o->o_user_id);
-    rc |= msgpack_pack_uint64(&pk, o->o_sale_id);
-    rc |= msgpack_pack_uint64(&pk, o->o_status);
-    rc |= msgpack_pack_int64(&pk, o->o_total);
-    rc |= msgpack_pack_int64(&pk, o->o_created_ms);
-    rc |= msgpack_pack_int64(&pk, o->o_expires_ms);
-    rc |= msgpack_pack_int64(&pk, o->o_updated_ms);
-    rc |= msgpack_pack_array(&pk, o->o_nitems);
+    pk_codec_rec_begin(&rec, &pk, out);
+    msgpack_pack_array(&pk, PK__ORDER_FIELDS);
+    msgpack_pack_uint64(&pk, PK__ORDER_SCHEMA);
+    msgpack_pack_uint64(&pk, o->o_id);
+    msgpack_pack_uint64(&pk, o->o_user_id);
+    msgpack_pack_uint64(&pk, o->o_sale_id);
+    msgpack_pack_uint64(&pk, o->o_status);
+    msgpack_pack_int64(&pk, o->o_total);
+    msgpack_pack_int64(&pk, o->o_created_ms);
+    msgpack_pack_int64(&pk, o->o_expires_ms);
+    msgpack_pack_int64(&pk, o->o_updated_ms);
+    msgpack_pack_array(&pk, o->o_nitems);
     for (unsigned i = 0; i < o->o_nitems; i++) {
         const pk_order_item_t *it = &o->o_items[i];
-        rc |= msgpack_pack_array(&pk, 4);
-        rc |= msgpack_pack_uint64(&pk, it->oi_product_id);
-        rc |= msgpack_pack_uint64(&pk, it->oi_seller_id);
-        rc |= msgpack_pack_int64(&pk, it->oi_quantity);
-        rc |= msgpack_pack_int64(&pk, it->oi_unit_price);
+        msgpack_pack_array(&pk, 4);
+        msgpack_pack_uint64(&pk, it->oi_product_id);
+        msgpack_pack_uint64(&pk, it->oi_seller_id);
+        msgpack_pack_int64(&pk, it->oi_quantity);
+        msgpack_pack_int64(&pk, it->oi_unit_price);
     }
-    rc |= msgpack_pack_uint64(&pk, sh->sh_present);
+    msgpack_pack_uint64(&pk, sh->sh_present);
     pk_codec_pack_str(&pk, sh->sh_recipient, sh->sh_recipient_len);
     pk_codec_pack_str(&pk, sh->sh_address, sh->sh_address_len);
     pk_codec_pack_str(&pk, sh->sh_phone, sh->sh_phone_len);
-    rc |= msgpack_pack_uint64(&pk, pa->pa_id);
-    rc |= msgpack_pack_int64(&pk, pa->pa_amount);
-    rc |= msgpack_pack_uint64(&pk, pa->pa_method);
-    rc |= msgpack_pack_uint64(&pk, pa->pa_status);
-    rc |= msgpack_pack_int64(&pk, pa->pa_paid_ms);
-    rc |= msgpack_pack_int64(&pk, pa->pa_refunded_ms);
-    rc |= msgpack_pack_uint64(&pk, de->de_id);
-    rc |= msgpack_pack_uint64(&pk, de->de_status);
+    msgpack_pack_uint64(&pk, pa->pa_id);
+    msgpack_pack_int64(&pk, pa->pa_amount);
+    msgpack_pack_uint64(&pk, pa->pa_method);
+    msgpack_pack_uint64(&pk, pa->pa_status);
+    msgpack_pack_int64(&pk, pa->pa_paid_ms);
+    msgpack_pack_int64(&pk, pa->pa_refunded_ms);
+    msgpack_pack_uint64(&pk, de->de_id);
+    msgpack_pack_uint64(&pk, de->de_status);
     pk_codec_pack_str(&pk, de->de_carrier, de->de_carrier_len);
     pk_codec_pack_str(&pk, de->de_tracking, de->de_tracking_len);
-    rc |= msgpack_pack_array(&pk, PK_ARRAY_LEN(de->de_at_ms));
+    msgpack_pack_array(&pk, PK_ARRAY_LEN(de->de_at_ms));
     for (unsigned i = 0; i < PK_ARRAY_LEN(de->de_at_ms); i++)
-        rc |= msgpack_pack_int64(&pk, de->de_at_ms[i]);
-    /* The string packer reports no status: a failed append leaves the
-     * buffer's error flag set, which the caller's put sees as ENOMEM. */
-    return rc == 0 ? 0 : -ENOMEM;
+        msgpack_pack_int64(&pk, de->de_at_ms[i]);
+    return pk_codec_rec_end(&rec);
 }
 
 static int pk__u8(const msgpack_object *f, uint64_t max, uint8_t *out)

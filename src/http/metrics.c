@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "pickple/http.h"
+#include "pickple/kafka.h"
 
 #define PK__METRICS_BYTES_MAX 16384
 
@@ -44,6 +45,41 @@ static const struct {
      offsetof(pk_actor_stats_t, as_store_errors)},
 };
 
+/* Kafka mirroring, per shard (absent with --kafka-brokers off). */
+static const struct {
+    const char *name;
+    const char *type;
+    const char *help;
+    size_t offset; /* in pk_kafka_shard_stats_t */
+} pk__kafka_stats[] = {
+    {"pickple_kafka_backlog_events", "gauge", "Committed events not yet acknowledged by Kafka.",
+     offsetof(pk_kafka_shard_stats_t, kss_backlog)},
+    {"pickple_kafka_delivered_total", "counter", "Events acknowledged by Kafka since start.",
+     offsetof(pk_kafka_shard_stats_t, kss_delivered)},
+    {"pickple_kafka_acked_seq", "gauge", "Outbox sequence number up to which Kafka acknowledged every event.",
+     offsetof(pk_kafka_shard_stats_t, kss_acked_seq)},
+    {"pickple_kafka_outbox_rows", "gauge", "Outbox rows on disk (backlog plus acknowledged rows not yet trimmed).",
+     offsetof(pk_kafka_shard_stats_t, kss_outbox_rows)},
+};
+
+static void pk__emit_kafka(pk__metrics_buf_t *b, pk_runtime_t *rt)
+{
+    for (size_t m = 0; m < PK_ARRAY_LEN(pk__kafka_stats); m++) {
+        pk__emit(b, "# HELP %s %s\n# TYPE %s %s\n", pk__kafka_stats[m].name, pk__kafka_stats[m].help,
+                 pk__kafka_stats[m].name, pk__kafka_stats[m].type);
+        for (unsigned i = 0; i < rt->rt_nactors; i++) {
+            pk_kafka_shard_stats_t s;
+            pk_kafka_shard_stats(rt->rt_kafka, i, &s);
+            pk__emit(b, "%s{shard=\"%u\"} %llu\n", pk__kafka_stats[m].name, i,
+                     (unsigned long long)*(uint64_t *)((char *)&s + pk__kafka_stats[m].offset));
+        }
+    }
+    pk__emit(b, "# HELP pickple_kafka_producer_restarts_total Producers replaced after a fatal error or a failed "
+                "delivery.\n# TYPE pickple_kafka_producer_restarts_total counter\n"
+                "pickple_kafka_producer_restarts_total %llu\n",
+             (unsigned long long)pk_kafka_restarts(rt->rt_kafka));
+}
+
 void pk_h_metrics(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args)
 {
     pk_runtime_t *rt = a->a_rt;
@@ -79,6 +115,8 @@ void pk_h_metrics(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args)
     pk__emit(&b, "# HELP pickple_inflight Messages alive on each thread.\n# TYPE pickple_inflight gauge\n");
     for (unsigned i = 0; i < rt->rt_nactors; i++)
         pk__emit(&b, "pickple_inflight{shard=\"%u\"} %u\n", i, ck_pr_load_uint(&rt->rt_actors[i].a_inflight));
+    if (rt->rt_kafka != NULL)
+        pk__emit_kafka(&b, rt);
     req->res.status = 200;
     req->res.reason = "OK";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,

@@ -61,6 +61,7 @@ struct pk_kafka {
     rd_kafka_t *k_rk __attribute__((aligned(PK_CACHE_LINE)));
     rd_kafka_topic_t *k_topics[PK_KAFKA_TOPIC_COUNT];
     int k_rk_fd[2];           /* pipe librdkafka writes when its queue fills */
+    rd_kafka_queue_t *k_admin_q; /* CreateTopics answer awaited, or NULL */
     bool k_failed;            /* this producer must be replaced */
     bool k_discard_reports;   /* tearing down: ignore delivery reports */
     char k_fail_reason[512];
@@ -71,7 +72,8 @@ struct pk_kafka {
     uint64_t k_logged_backlog;
 };
 
-void pk__kafka_create_topics(rd_kafka_t *rk, const char *prefix, unsigned partitions, const unsigned *stop);
+rd_kafka_queue_t *pk__kafka_create_topics(rd_kafka_t *rk, const char *prefix, unsigned partitions);
+bool pk__kafka_topics_created(rd_kafka_queue_t *q, unsigned partitions);
 /* Persists every shard's acknowledged seq (outbox.c); no actor may run. */
 void pk__kafka_persist(pk_kafka_t *k);
 

@@ -90,12 +90,18 @@ static void pk__on_error(rd_kafka_t *rk, int err, const char *reason, void *opaq
         k->k_failed = true;
         return;
     }
-    pk_log_warn("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+    /* Connection failures are already in librdkafka's own log (FAIL). */
+    if (err != RD_KAFKA_RESP_ERR__TRANSPORT)
+        pk_log_warn("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
 /* librdkafka's own log lines (any of its threads; pk_log is thread-safe). */
 static void pk__on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
+    /* pickple sets enable.gapless.guarantee on purpose (see pk__producer_new);
+     * librdkafka warns on every producer that the property is experimental. */
+    if (strcmp(fac, "CONFWARN") == 0 && strstr(buf, "enable.gapless.guarantee") != NULL)
+        return;
     pk_log(level <= LOG_ERR ? PK_LOG_ERROR : level <= LOG_WARNING ? PK_LOG_WARN : PK_LOG_INFO, "kafka: %s: %s",
            fac, buf);
 }
@@ -129,6 +135,9 @@ static int pk__producer_new(pk_kafka_t *k)
         {"linger.ms", "5"},
         /* Same key -> same partition as the Java client's default. */
         {"partitioner", "murmur2_random"},
+        /* Topics come from CreateTopics with --kafka-partitions, or an
+         * operator; never from a broker's defaults. */
+        {"allow.auto.create.topics", "false"},
         {"reconnect.backoff.ms", "100"},
         {"reconnect.backoff.max.ms", "5000"},
         {"retry.backoff.ms", "100"},
@@ -179,6 +188,9 @@ static void pk__producer_destroy(pk_kafka_t *k)
     if (k->k_rk == NULL)
         return;
     k->k_discard_reports = true;
+    if (k->k_admin_q != NULL)
+        rd_kafka_queue_destroy(k->k_admin_q); /* the answer no longer matters */
+    k->k_admin_q = NULL;
     rd_kafka_purge(k->k_rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_poll(k->k_rk, 0);
     for (unsigned t = 0; t < PK_KAFKA_TOPIC_COUNT; t++) {
@@ -213,7 +225,7 @@ static void pk__producer_start(pk_kafka_t *k, int64_t now)
         return;
     }
     if (k->k_create_topics) {
-        pk__kafka_create_topics(k->k_rk, k->k_prefix, k->k_partitions, &k->k_stop);
+        k->k_admin_q = pk__kafka_create_topics(k->k_rk, k->k_prefix, k->k_partitions);
         k->k_create_topics = false;
     }
 }
@@ -373,6 +385,10 @@ static void *pk__publisher_main(void *arg)
         bool more = false;
         if (k->k_rk != NULL) {
             rd_kafka_poll(k->k_rk, 0);
+            if (k->k_admin_q != NULL && pk__kafka_topics_created(k->k_admin_q, k->k_partitions)) {
+                rd_kafka_queue_destroy(k->k_admin_q);
+                k->k_admin_q = NULL;
+            }
             if (k->k_failed && !stopping) {
                 pk__producer_destroy(k);
                 pk__schedule_restart(k, now);

@@ -36,12 +36,13 @@ int pk_kafka_topic_of_type(const char *type, size_t type_len)
 
 /*
  * Asks the cluster to create every topic with `partitions` partitions and
- * the broker's default replication factor, waiting up to 10 s (on the
- * publisher thread, never an actor).  Topics that exist are left alone.  A
- * refusal (no CreateTopics support, ACLs, policies) is logged: the topics
- * must then exist or be auto-created.  Never fails the publisher.
+ * the broker's default replication factor; the answer arrives on the
+ * returned queue (NULL when the request could not be made, logged).
+ * Producing does not wait for it: the producer does not auto-create topics
+ * and holds events for a topic that does not exist yet for
+ * topic.metadata.propagation.max.ms.
  */
-void pk__kafka_create_topics(rd_kafka_t *rk, const char *prefix, unsigned partitions, const unsigned *stop)
+rd_kafka_queue_t *pk__kafka_create_topics(rd_kafka_t *rk, const char *prefix, unsigned partitions)
 {
     rd_kafka_NewTopic_t *topics[PK_KAFKA_TOPIC_COUNT] = {0};
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
@@ -49,31 +50,43 @@ void pk__kafka_create_topics(rd_kafka_t *rk, const char *prefix, unsigned partit
     char name[256], errstr[256];
     size_t n = 0;
     if (q == NULL || opts == NULL)
-        goto out;
-    rd_kafka_AdminOptions_set_request_timeout(opts, PK__CREATE_WAIT_MS, errstr, sizeof(errstr));
+        goto fail;
+    if (rd_kafka_AdminOptions_set_request_timeout(opts, PK__CREATE_WAIT_MS, errstr, sizeof(errstr)) != 0)
+        goto fail;
     for (; n < PK_KAFKA_TOPIC_COUNT; n++) {
         snprintf(name, sizeof(name), "%s.%s", prefix, pk_kafka_topics[n]);
         /* -1: the broker's default.replication.factor (KIP-464). */
         topics[n] = rd_kafka_NewTopic_new(name, (int)partitions, -1, errstr, sizeof(errstr));
-        if (topics[n] == NULL) {
-            pk_log_warn("kafka: cannot describe topic %s for creation: %s", name, errstr);
-            goto out;
-        }
+        if (topics[n] == NULL)
+            goto fail;
     }
     rd_kafka_CreateTopics(rk, topics, n, opts, q);
-    rd_kafka_event_t *ev = NULL;
-    for (int waited = 0; ev == NULL && waited < PK__CREATE_WAIT_MS + 2000; waited += 100) {
-        if (ck_pr_load_uint(stop))
-            goto out;
-        ev = rd_kafka_queue_poll(q, 100);
-    }
-    if (ev == NULL) {
-        pk_log_warn("kafka: no answer to CreateTopics; the topics must exist or be auto-created");
-        goto out;
-    }
+    goto out;
+fail:
+    pk_log_warn("kafka: cannot ask for the topics to be created: %s", errstr);
+    if (q != NULL)
+        rd_kafka_queue_destroy(q);
+    q = NULL;
+out:
+    for (size_t i = 0; i < n; i++)
+        rd_kafka_NewTopic_destroy(topics[i]);
+    if (opts != NULL)
+        rd_kafka_AdminOptions_destroy(opts);
+    return q;
+}
+
+/* Logs the answer to pk__kafka_create_topics() if it arrived (returns true)
+ * or returns false.  Topics that already exist are fine; a refusal (no
+ * CreateTopics support, ACLs, policies) leaves creating them to an
+ * operator. */
+bool pk__kafka_topics_created(rd_kafka_queue_t *q, unsigned partitions)
+{
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 0);
+    if (ev == NULL)
+        return false;
     if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        pk_log_warn("kafka: cannot create topics (%s); they must exist or be auto-created "
-                    "(see README, \"Kafka\")",
+        pk_log_warn("kafka: cannot create the topics (%s); they must exist already "
+                    "(pickple-kafka-dev creates them; see README, \"Kafka\")",
                     rd_kafka_event_error_string(ev));
     } else {
         size_t cnt = 0;
@@ -85,16 +98,10 @@ void pk__kafka_create_topics(rd_kafka_t *rk, const char *prefix, unsigned partit
                 pk_log_info("kafka: created topic %s with %u partitions", rd_kafka_topic_result_name(tr[i]),
                             partitions);
             else if (err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
-                pk_log_warn("kafka: cannot create topic %s: %s; it must exist or be auto-created",
+                pk_log_warn("kafka: cannot create topic %s (%s); it must exist already (see README, \"Kafka\")",
                             rd_kafka_topic_result_name(tr[i]), rd_kafka_topic_result_error_string(tr[i]));
         }
     }
     rd_kafka_event_destroy(ev);
-out:
-    for (size_t i = 0; i < n; i++)
-        rd_kafka_NewTopic_destroy(topics[i]);
-    if (opts != NULL)
-        rd_kafka_AdminOptions_destroy(opts);
-    if (q != NULL)
-        rd_kafka_queue_destroy(q);
+    return true;
 }

@@ -85,8 +85,9 @@ int pk_idem_record(pk_store_t *st, MDB_txn *txn, pk_msg_t *msg, int status)
 {
     pk_msg_order_t *mo = &msg->u.order;
     uint8_t kb[8 + PK_IDEM_KEY_BYTES_MAX];
-    pk_buf_t rec = {0}, err = {0};
+    pk_buf_t buf = {0}, err = {0};
     msgpack_packer pk;
+    pk_codec_rec_t rec;
     if (mo->mo_key_len == 0)
         return 0;
     const pk_buf_t *body = &msg->m_body;
@@ -95,20 +96,21 @@ int pk_idem_record(pk_store_t *st, MDB_txn *txn, pk_msg_t *msg, int status)
             return PK_ESTORE;
         body = &err;
     }
-    pk_codec_packer_init(&pk, &rec);
-    int rc = msgpack_pack_array(&pk, 6);
-    rc |= msgpack_pack_int64(&pk, msg->m_now_ms);
-    rc |= msgpack_pack_uint64(&pk, mo->mo_fingerprint);
-    rc |= msgpack_pack_uint64(&pk, (uint64_t)status);
-    rc |= msgpack_pack_uint64(&pk, (uint64_t)msg->m_fmt);
-    rc |= msgpack_pack_uint64(&pk, status == 0 ? mo->mo_id : 0);
-    rc |= msgpack_pack_bin(&pk, status == 0 ? 0 : body->b_len);
+    pk_codec_rec_begin(&rec, &pk, &buf);
+    msgpack_pack_array(&pk, 6);
+    msgpack_pack_int64(&pk, msg->m_now_ms);
+    msgpack_pack_uint64(&pk, mo->mo_fingerprint);
+    msgpack_pack_uint64(&pk, (uint64_t)status);
+    msgpack_pack_uint64(&pk, (uint64_t)msg->m_fmt);
+    msgpack_pack_uint64(&pk, status == 0 ? mo->mo_id : 0);
+    msgpack_pack_bin(&pk, status == 0 ? 0 : body->b_len);
     if (status != 0)
-        rc |= msgpack_pack_bin_body(&pk, body->b_data, body->b_len);
-    MDB_val k = {pk__key(msg, kb), kb}, v = {rec.b_len, rec.b_data};
+        msgpack_pack_bin_body(&pk, body->b_data, body->b_len);
+    int rc = pk_codec_rec_end(&rec);
+    MDB_val k = {pk__key(msg, kb), kb}, v = {buf.b_len, buf.b_data};
     if (rc == 0 && mdb_put(txn, st->st_dbi[PK_TBL_IDEM_ANSWERS], &k, &v, 0) != 0)
         rc = -1;
-    pk_buf_free(&rec);
+    pk_buf_free(&buf);
     pk_buf_free(&err);
     return rc == 0 ? 0 : PK_ESTORE;
 }

@@ -19,15 +19,16 @@ typedef struct pk__res {
 static int pk__res_encode(const pk__res_t *r, pk_buf_t *out)
 {
     msgpack_packer pk;
-    pk_codec_packer_init(&pk, out);
-    int rc = msgpack_pack_array(&pk, 2);
-    rc |= msgpack_pack_uint64(&pk, r->r_state);
-    rc |= msgpack_pack_array(&pk, r->r_n * 2);
+    pk_codec_rec_t rec;
+    pk_codec_rec_begin(&rec, &pk, out);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint64(&pk, r->r_state);
+    msgpack_pack_array(&pk, r->r_n * 2);
     for (unsigned i = 0; i < r->r_n; i++) {
-        rc |= msgpack_pack_uint64(&pk, r->r_product[i]);
-        rc |= msgpack_pack_int64(&pk, r->r_quantity[i]);
+        msgpack_pack_uint64(&pk, r->r_product[i]);
+        msgpack_pack_int64(&pk, r->r_quantity[i]);
     }
-    return rc == 0 ? 0 : -ENOMEM;
+    return pk_codec_rec_end(&rec);
 }
 
 static int pk__res_decode(const MDB_val *v, pk__res_t *r)
