@@ -303,7 +303,9 @@ typedef struct pb_worker {
     uint64_t w_open_start_ns, w_sent;
     double w_interval_ns;   /* open loop: 1e9 / this worker's rate */
     bool w_stopping;
-    bool w_failed; /* could not connect: the run is aborted */
+    bool w_failed;  /* could not connect: the run is aborted */
+    bool w_closing; /* the load is over: requests failed now are not counted */
+    bool w_no_pwait2; /* the kernel lacks epoll_pwait2: millisecond waits */
     unsigned w_inflight;
     pb_unpaid_t *w_unpaid;
     unsigned w_unpaid_head, w_unpaid_count, w_unpaid_cap;

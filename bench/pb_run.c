@@ -14,12 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "pb.h"
 
 #define PB__EVENTS 64
 #define PB__GRACE_NS (5ull * 1000000000u) /* after the end, for answers in flight */
+#define PB__IDLE_NS (50ull * 1000000u)     /* longest wait, to notice the end */
 
 static void pb__done(pb_conn_t *c, pb_req_t *rq, void *arg)
 {
@@ -29,6 +31,8 @@ static void pb__done(pb_conn_t *c, pb_req_t *rq, void *arg)
     uint64_t now = pb_now_ns();
 
     w->w_inflight--;
+    if (w->w_closing)
+        return; /* failed by our own close after giving up: already unfinished */
     if (run->r_sc->sc_done != NULL)
         run->r_sc->sc_done(w, rq);
     if (rq->rq_start_ns < run->r_measure_ns) {
@@ -101,13 +105,15 @@ static void pb__issue_closed(pb_worker_t *w, uint64_t now)
     }
 }
 
-static void pb__issue_open(pb_worker_t *w, uint64_t now)
+/* Sends every request that is due.  Returns true when one is due but no
+ * connection has a free stream. */
+static bool pb__issue_open(pb_worker_t *w, uint64_t now)
 {
     pb_run_t *run = w->w_run;
     while (w->w_next_ns <= now) {
         if (run->r_end_ns != 0 && w->w_next_ns >= run->r_end_ns) {
             w->w_stopping = true;
-            return;
+            return false;
         }
         /* Round robin over connections with a free stream; when none has
          * one the request waits, and its intended time keeps counting. */
@@ -119,17 +125,18 @@ static void pb__issue_open(pb_worker_t *w, uint64_t now)
             rq = pb_conn_slot(c);
         }
         if (rq == NULL)
-            return;
+            return true;
         uint64_t seq;
         if (!pb__take_seq(w, &seq)) {
             w->w_stopping = true;
-            return;
+            return false;
         }
         if (pb__send(w, c, rq, seq, w->w_next_ns) != 0)
-            return;
+            return true;
         w->w_sent++;
         w->w_next_ns = w->w_open_start_ns + (uint64_t)((double)w->w_sent * w->w_interval_ns);
     }
+    return false;
 }
 
 static void pb__set_out(pb_worker_t *w, pb_conn_t *c, bool want)
@@ -160,10 +167,22 @@ static unsigned pb__flush_all(pb_worker_t *w)
     return alive;
 }
 
-static void pb__poll(pb_worker_t *w, int timeout_ms)
+/* Waits at most timeout_ns for socket events and reads what arrived.  The
+ * wait has nanosecond resolution (epoll_pwait2) where the kernel offers it:
+ * an open-loop request due in 300 us must not leave a millisecond late,
+ * since its latency counts from when it was due. */
+static void pb__poll(pb_worker_t *w, uint64_t timeout_ns)
 {
     struct epoll_event evs[PB__EVENTS];
-    int n = epoll_wait(w->w_epfd, evs, PB__EVENTS, timeout_ms);
+    int n = -1;
+    if (!w->w_no_pwait2) {
+        struct timespec ts = {.tv_sec = (time_t)(timeout_ns / 1000000000u), .tv_nsec = (long)(timeout_ns % 1000000000u)};
+        n = epoll_pwait2(w->w_epfd, evs, PB__EVENTS, &ts, NULL);
+        if (n < 0 && errno == ENOSYS)
+            w->w_no_pwait2 = true;
+    }
+    if (w->w_no_pwait2)
+        n = epoll_wait(w->w_epfd, evs, PB__EVENTS, (int)((timeout_ns + 999999) / 1000000));
     for (int i = 0; i < n; i++) {
         pb_conn_t *c = evs[i].data.ptr;
         if (c->cn_dead)
@@ -201,7 +220,7 @@ static int pb__connect(pb_worker_t *w)
                     run->r_authority);
             return -EPROTO;
         }
-        pb__poll(w, 100);
+        pb__poll(w, 100000000u);
     }
 }
 
@@ -232,9 +251,10 @@ static void *pb__worker_main(void *arg)
         uint64_t now = pb_now_ns();
         if (!w->w_stopping && !open_loop && run->r_end_ns != 0 && now >= run->r_end_ns)
             w->w_stopping = true;
+        bool blocked = false;
         if (!w->w_stopping) {
             if (open_loop)
-                pb__issue_open(w, now);
+                blocked = pb__issue_open(w, now);
             else
                 pb__issue_closed(w, now);
         }
@@ -252,16 +272,20 @@ static void *pb__worker_main(void *arg)
             w->w_stats.st_unfinished += w->w_inflight;
             break; /* every connection is gone */
         }
-        int timeout_ms = 50;
-        if (open_loop && !w->w_stopping) {
+        /* Closed loop, or open loop with every stream busy: only an answer
+         * can let a request go, so wait for one.  Otherwise wake when the
+         * next request is due. */
+        uint64_t timeout_ns = PB__IDLE_NS;
+        if (open_loop && !w->w_stopping && !blocked) {
             now = pb_now_ns();
-            timeout_ms = w->w_next_ns <= now ? 0 : (int)((w->w_next_ns - now + 999999) / 1000000);
-            if (timeout_ms > 50)
-                timeout_ms = 50;
+            timeout_ns = w->w_next_ns <= now ? 0 : w->w_next_ns - now;
+            if (timeout_ns > PB__IDLE_NS)
+                timeout_ns = PB__IDLE_NS;
         }
-        pb__poll(w, timeout_ms);
+        pb__poll(w, timeout_ns);
     }
 out:
+    w->w_closing = true;
     for (unsigned i = 0; i < w->w_nconns; i++)
         pb_conn_close(&w->w_conns[i]);
     if (w->w_epfd >= 0)

@@ -26,7 +26,8 @@ static void pb__usage(FILE *f)
             "  -m, --streams N       concurrent streams per connection (default 16)\n"
             "  -t, --threads N       client threads, each owning a share of the connections (default 2)\n"
             "  -d, --duration S      measured seconds (default 10)\n"
-            "  -w, --warmup S        seconds before measuring, not counted (default 2; 0 for flash)\n"
+            "  -w, --warmup S        seconds before measuring, not counted (default 2; with -n 0;\n"
+            "                        flash: always 0)\n"
             "  -n, --requests N      send exactly N requests instead of a duration\n"
             "  -r, --rate R          open loop: offer R requests/s in total, latency from the\n"
             "                        intended send time (default: closed loop)\n"
@@ -362,7 +363,13 @@ int main(int argc, char **argv)
         case PB__OPT_ACCEPT_SHARE: good = pb__num(optarg, 0, 1, &run.r_accept_share); break;
         case PB__OPT_JSON: json = true; break;
         case PB__OPT_HIST: hist_file = optarg; break;
-        case PB__OPT_LABEL: snprintf(run.r_label, sizeof(run.r_label), "%s", optarg); break;
+        case PB__OPT_LABEL:
+            /* Copied into JSON as is: keep it to characters that need no escaping. */
+            snprintf(run.r_label, sizeof(run.r_label), "%s", optarg);
+            for (char *p = run.r_label; *p; p++)
+                if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
+                    *p = '_';
+            break;
         case PB__OPT_TIMEOUT: good = pb__num(optarg, 1, 86400, &run.r_timeout_s); break;
         case PB__OPT_SELF_TEST: {
             int failures = pb_hist_self_test();
@@ -393,7 +400,9 @@ int main(int argc, char **argv)
         return 2;
     if (run.r_sc->sc_counted && !users_set)
         run.r_users = 100000;
-    if ((run.r_sc->sc_counted || run.r_requests > 0) && !warmup_set)
+    /* A counted scenario is measured from its first request (a flash sale
+     * has no steady state to warm up to); -n alone defaults to no warm-up. */
+    if (run.r_sc->sc_counted || (run.r_requests > 0 && !warmup_set))
         run.r_warmup_s = 0;
     if (run.r_sc->sc_counted || run.r_requests > 0)
         run.r_duration_s = 0;

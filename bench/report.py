@@ -155,10 +155,19 @@ def targets(s):
           get(s, "redis_lua", "rps"), lambda v, l: v >= l)
     check("soldout rejections/s >= 0.7 x h2o static req/s", get(s, "soldout", "rejected_per_s"),
           0.7 * h2o if h2o else None, lambda v, l: v >= l)
-    check("p99 accepted orders <= 10 ms, soldout at 0.7 x h2o (open loop)", get(s, "soldout_at_h2o", "acc_p99"),
-          10.0, lambda v, l: v <= l, " ms")
-    check("p99 accepted orders <= 10 ms, hot at Redis ops/s (open loop)", get(s, "hot_at_redis", "acc_p99"),
-          10.0, lambda v, l: v <= l, " ms")
+    # At a fixed offered load a server that falls behind leaves requests
+    # unanswered when the run gives up; their latency is unknown but huge,
+    # so any of them fails the target whatever the answered ones show.
+    for row, name in (("soldout_at_h2o", "soldout at 0.7 x h2o"), ("hot_at_redis", "hot at Redis ops/s")):
+        x = s.get(row)
+        title = f"p99 accepted orders <= 10 ms, {name} (open loop)"
+        if x is None:
+            out.append((title, "not measured", "-"))
+        elif x["unfinished"] or x["failed"] or x["acc_p99"] is None:
+            out.append((title, f"p99 {fmt(x['acc_p99'], 3)} ms of the answered; {x['unfinished']:,} unfinished, "
+                        f"{x['failed']:,} failed", "FAIL"))
+        else:
+            check(title, x["acc_p99"], 10.0, lambda v, l: v <= l, " ms")
     f = s.get("flash")
     if f is None:
         out.append(("flash 10,000 units / 100,000 users sells out < 1 s, zero violations", "not measured", "-"))
