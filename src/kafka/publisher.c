@@ -49,7 +49,9 @@ static void pk__mark_done(pk__kafka_shard_t *ks, uint64_t seq)
     }
     if (acked != ks->ks_acked) {
         ck_pr_store_64(&ks->ks_delivered, ks->ks_delivered + (acked - ks->ks_acked));
-        /* Release order is not needed: readers act only on the number. */
+        /* Relaxed is enough: the owner only persists this number and
+         * deletes rows the publisher has finished reading (and a read
+         * transaction is a snapshot anyway). */
         ck_pr_store_64(&ks->ks_acked, acked);
     }
 }

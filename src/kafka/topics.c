@@ -47,7 +47,7 @@ rd_kafka_queue_t *pk__kafka_create_topics(rd_kafka_t *rk, const char *prefix, un
     rd_kafka_NewTopic_t *topics[PK_KAFKA_TOPIC_COUNT] = {0};
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-    char name[256], errstr[256];
+    char name[256], errstr[256] = "out of memory";
     size_t n = 0;
     if (q == NULL || opts == NULL)
         goto fail;
