@@ -143,50 +143,19 @@ static int pk__stock_apply(pk_actor_t *owner, MDB_txn *txn, pk_msg_t *msg)
     return 0;
 }
 
-int pk_store_list_page(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, pk_msg_t *msg,
-                       int (*render)(const MDB_val *val, pk_msg_t *msg, pk_out_t *o))
-{
-    pk_msg_list_t *l = &msg->u.list;
-    MDB_cursor *cur;
-    MDB_val k, v;
-    uint8_t kb[8];
-    pk_out_t o;
-    int rc;
-    pk_out_init(&o, msg->m_fmt);
-    if (mdb_cursor_open(txn, st->st_dbi[tbl], &cur) != 0)
-        return PK_ESTORE;
-    pk_store_key_u64(l->ml_after + 1, kb);
-    k.mv_size = 8;
-    k.mv_data = kb;
-    l->ml_count = 0;
-    l->ml_offsets[0] = 0;
-    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    while (rc == 0 && l->ml_count < l->ml_limit + 1) {
-        int r = render(&v, msg, &o);
-        if (r < 0) {
-            rc = r;
-            break;
-        }
-        if (r > 0) {
-            l->ml_ids[l->ml_count] = pk_store_u64_of_key(&k);
-            l->ml_count++;
-            l->ml_offsets[l->ml_count] = (uint32_t)o.o_buf.b_len;
-        }
-        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-    }
-    mdb_cursor_close(cur);
-    if (rc != 0 && rc != MDB_NOTFOUND) {
-        pk_out_discard(&o);
-        return PK_ESTORE;
-    }
-    if (pk_out_finish(&o, &msg->m_body) != 0)
-        return PK_ESTORE;
-    msg->m_status = 200;
-    return 0;
-}
+/*
+ * The one page walk behind both list forms: entries of tbl whose key is
+ * [prefix (plen bytes)] + u64 id with id > ml_after, in key order, until
+ * ml_limit + 1 are rendered.  The page's callback (by value, or by id for
+ * index tables) renders one entry (1), skips it (0) or fails (< 0).
+ */
+typedef struct pk__page {
+    int (*pg_by_val)(const MDB_val *val, pk_msg_t *msg, pk_out_t *o);
+    int (*pg_by_id)(pk_store_t *st, MDB_txn *txn, uint64_t id, pk_msg_t *msg, pk_out_t *o);
+} pk__page_t;
 
-int pk_store_index_page(pk_store_t *st, MDB_txn *txn, pk_table_t index, uint64_t hi, pk_msg_t *msg,
-                        int (*render)(pk_store_t *st, MDB_txn *txn, uint64_t id, pk_msg_t *msg, pk_out_t *o))
+static int pk__page_walk(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, const uint8_t *prefix, size_t plen,
+                         pk_msg_t *msg, const pk__page_t *pg)
 {
     pk_msg_list_t *l = &msg->u.list;
     MDB_cursor *cur;
@@ -194,25 +163,27 @@ int pk_store_index_page(pk_store_t *st, MDB_txn *txn, pk_table_t index, uint64_t
     uint8_t kb[16];
     pk_out_t o;
     int rc;
+    assert(plen == 0 || plen == 8);
     pk_out_init(&o, msg->m_fmt);
-    if (mdb_cursor_open(txn, st->st_dbi[index], &cur) != 0)
+    if (mdb_cursor_open(txn, st->st_dbi[tbl], &cur) != 0)
         return PK_ESTORE;
-    pk_store_key_pair(hi, l->ml_after + 1, kb);
-    k.mv_size = 16;
+    memcpy(kb, prefix, plen);
+    pk_store_key_u64(l->ml_after + 1, kb + plen);
+    k.mv_size = plen + 8;
     k.mv_data = kb;
     l->ml_count = 0;
     l->ml_offsets[0] = 0;
     rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     while (rc == 0 && l->ml_count < l->ml_limit + 1) {
-        if (k.mv_size != 16) {
+        if (k.mv_size != plen + 8) {
             rc = PK_ESTORE;
             break;
         }
-        MDB_val khi = {8, k.mv_data}, klo = {8, (uint8_t *)k.mv_data + 8};
-        if (pk_store_u64_of_key(&khi) != hi)
-            break;
-        uint64_t id = pk_store_u64_of_key(&klo);
-        int r = render(st, txn, id, msg, &o);
+        if (memcmp(k.mv_data, prefix, plen) != 0)
+            break; /* past the prefix */
+        MDB_val idk = {8, (uint8_t *)k.mv_data + plen};
+        uint64_t id = pk_store_u64_of_key(&idk);
+        int r = pg->pg_by_val != NULL ? pg->pg_by_val(&v, msg, &o) : pg->pg_by_id(st, txn, id, msg, &o);
         if (r < 0) {
             rc = r;
             break;
@@ -233,6 +204,23 @@ int pk_store_index_page(pk_store_t *st, MDB_txn *txn, pk_table_t index, uint64_t
         return PK_ESTORE;
     msg->m_status = 200;
     return 0;
+}
+
+int pk_store_list_page(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, pk_msg_t *msg,
+                       int (*render)(const MDB_val *val, pk_msg_t *msg, pk_out_t *o))
+{
+    static const uint8_t no_prefix[8];
+    pk__page_t pg = {render, NULL};
+    return pk__page_walk(st, txn, tbl, no_prefix, 0, msg, &pg);
+}
+
+int pk_store_index_page(pk_store_t *st, MDB_txn *txn, pk_table_t index, uint64_t hi, pk_msg_t *msg,
+                        int (*render)(pk_store_t *st, MDB_txn *txn, uint64_t id, pk_msg_t *msg, pk_out_t *o))
+{
+    uint8_t prefix[8];
+    pk__page_t pg = {NULL, render};
+    pk_store_key_u64(hi, prefix);
+    return pk__page_walk(st, txn, index, prefix, 8, msg, &pg);
 }
 
 static int pk__list_render(const MDB_val *val, pk_msg_t *msg, pk_out_t *o)

@@ -14,32 +14,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "check.h"
 #include "pickple/jwt.h"
-
-static int g_passed, g_failed;
-
-#define CHECK(cond)                                                                                                \
-    do {                                                                                                           \
-        if (cond) {                                                                                                \
-            g_passed++;                                                                                            \
-        } else {                                                                                                   \
-            g_failed++;                                                                                            \
-            printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                                                \
-        }                                                                                                          \
-    } while (0)
-
-/* Checks that expr evaluates to want, printing both codes when it does not. */
-#define CHECK_RC(expr, want)                                                                                       \
-    do {                                                                                                           \
-        int rc_ = (expr);                                                                                          \
-        if (rc_ == (want)) {                                                                                       \
-            g_passed++;                                                                                            \
-        } else {                                                                                                   \
-            g_failed++;                                                                                            \
-            printf("FAIL %s:%d: %s -> %d (%s), want %d (%s)\n", __FILE__, __LINE__, #expr, rc_, pk_strerror(rc_), \
-                   (int)(want), pk_strerror(want));                                                                \
-        }                                                                                                          \
-    } while (0)
 
 #define NOW 1700000000
 #define TEST_KEY "0123456789abcdef0123456789abcdef"
@@ -495,6 +471,5 @@ int main(void)
     test_keys(dir);
     remove_dir(dir);
 
-    printf("test_jwt: %d passed, %d failed\n", g_passed, g_failed);
-    return g_failed == 0 ? 0 : 1;
+    return CHECK_DONE("test_jwt");
 }

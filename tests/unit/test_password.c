@@ -7,31 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "check.h"
 #include "pickple/password.h"
-
-static int g_passed, g_failed;
-
-#define CHECK(cond)                                                                                                \
-    do {                                                                                                           \
-        if (cond) {                                                                                                \
-            g_passed++;                                                                                            \
-        } else {                                                                                                   \
-            g_failed++;                                                                                            \
-            printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                                                \
-        }                                                                                                          \
-    } while (0)
-
-#define CHECK_RC(expr, want)                                                                                       \
-    do {                                                                                                           \
-        int rc_ = (expr);                                                                                          \
-        if (rc_ == (want)) {                                                                                       \
-            g_passed++;                                                                                            \
-        } else {                                                                                                   \
-            g_failed++;                                                                                            \
-            printf("FAIL %s:%d: %s -> %d (%s), want %d (%s)\n", __FILE__, __LINE__, #expr, rc_, pk_strerror(rc_), \
-                   (int)(want), pk_strerror(want));                                                                \
-        }                                                                                                          \
-    } while (0)
 
 #define PW "correct horse"
 #define PW_LEN (sizeof(PW) - 1)
@@ -170,6 +147,5 @@ int main(void)
     test_known_answers();
     test_malformed();
 
-    printf("test_password: %d passed, %d failed\n", g_passed, g_failed);
-    return g_failed == 0 ? 0 : 1;
+    return CHECK_DONE("test_password");
 }
