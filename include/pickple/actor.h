@@ -33,6 +33,7 @@
 #include "pickple/common.h"
 #include "pickple/config.h"
 #include "pickple/jwt.h"
+#include "pickple/jwt_cache.h"
 #include "pickple/mbox.h"
 #include "pickple/out.h"
 #include "pickple/product.h"
@@ -174,6 +175,8 @@ typedef struct pk_actor_stats {
     uint64_t as_read_batches; /* read-only batches (no commit) */
     uint64_t as_rejected_full; /* requests answered 503: inbox full */
     uint64_t as_store_errors;  /* batches aborted */
+    uint64_t as_apply_us;      /* time applying committed batches */
+    uint64_t as_commit_us;     /* time in mdb_txn_commit (write + fsync) */
 } pk_actor_stats_t;
 
 /* Owner-side increment of a statistic others may read concurrently. */
@@ -208,6 +211,7 @@ struct pk_actor {
     uint64_t a_release_acks[PK_RELEASE_BATCH * 8][2]; /* (order id, shard) */
     h2o_timeout_t a_tick;
     h2o_timeout_entry_t a_tick_entry;
+    pk_jwtc_t a_jwtc; /* bearer tokens this thread verified */
     /* Written by producers on other threads: keep on their own lines. */
     pk_waker_t a_waker __attribute__((aligned(PK_CACHE_LINE)));
     pk_mbox_t a_inbox __attribute__((aligned(PK_CACHE_LINE)));

@@ -115,6 +115,7 @@ static void pk__apply_batch(pk_actor_t *a)
     if (n == 0)
         return;
     MDB_txn *txn = NULL;
+    uint64_t t0 = pk_mono_ns();
     int rc = pk_store_begin(&a->a_store, readonly, &txn);
     unsigned applied = 0;
     for (; rc == 0 && applied < n; applied++) {
@@ -128,7 +129,11 @@ static void pk__apply_batch(pk_actor_t *a)
             mdb_txn_abort(txn);
             PK_STAT_ADD(a->a_stats.as_read_batches, 1);
         } else {
+            uint64_t t1 = pk_mono_ns();
             rc = pk_store_commit(&a->a_store, txn);
+            uint64_t t2 = pk_mono_ns();
+            PK_STAT_ADD(a->a_stats.as_apply_us, (t1 - t0) / 1000);
+            PK_STAT_ADD(a->a_stats.as_commit_us, (t2 - t1) / 1000);
             if (rc == 0 && a->a_rt->rt_kafka != NULL)
                 pk_kafka_committed(a->a_rt->rt_kafka, a); /* new events, if any, can be shipped */
             unsigned bucket = 0;
@@ -394,7 +399,7 @@ int pk_runtime_open(pk_runtime_t *rt, const pk_config_t *cfg, unsigned nshards)
         if ((rc = pk_store_open(&a->a_store, cfg->cf_data_dir, i, nshards, cfg->cf_sync_full, (size_t)cfg->cf_map_bytes)) != 0)
             goto fail;
         opened++;
-        if ((rc = pk_waker_init(&a->a_waker)) != 0 ||
+        if ((rc = pk_waker_init(&a->a_waker)) != 0 || (rc = pk_jwtc_init(&a->a_jwtc)) != 0 ||
             (rc = pk_mbox_init(&a->a_inbox, nshards, PK_INBOX_CAPACITY, &a->a_waker)) != 0 ||
             (rc = pk_mbox_init(&a->a_replies, nshards + rt->rt_workers.wk_count, PK_REPLY_CAPACITY, &a->a_waker)) !=
                 0)
@@ -469,6 +474,7 @@ static void pk__close_all(pk_runtime_t *rt, unsigned opened)
         pk_mbox_destroy(&a->a_inbox);
         pk_mbox_destroy(&a->a_replies);
         pk_waker_destroy(&a->a_waker);
+        pk_jwtc_destroy(&a->a_jwtc);
         if (i < opened)
             pk_store_close(&a->a_store);
     }
@@ -504,6 +510,7 @@ void pk_runtime_stop(pk_runtime_t *rt)
         pk_mbox_destroy(&a->a_inbox);
         pk_mbox_destroy(&a->a_replies);
         pk_waker_destroy(&a->a_waker);
+        pk_jwtc_destroy(&a->a_jwtc);
     }
     pk_log_info("stopped: %llu group commits, %llu messages, largest batch %llu", (unsigned long long)batches,
                 (unsigned long long)msgs, (unsigned long long)max);

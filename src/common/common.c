@@ -60,8 +60,56 @@ uint64_t pk_mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Writes v as exactly width digits (leading zeros). */
+static void pk__put_digits(char *at, unsigned v, int width)
+{
+    for (int i = width - 1; i >= 0; i--) {
+        at[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
+/* Days since 1970-01-01 (>= 0) to a proleptic Gregorian date: count whole
+ * 400-year eras (146097 days each) from 0000-03-01, then years within the
+ * era, with the year starting in March so the leap day comes last. */
+static void pk__civil_of_days(int64_t days, unsigned *y, unsigned *m, unsigned *d)
+{
+    int64_t z = days + 719468; /* days from 0000-03-01 to 1970-01-01 */
+    int64_t era = z / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);                           /* 0..146096 */
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* 0..399 */
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* 0..365, from March 1 */
+    unsigned mp = (5 * doy + 2) / 153;                                     /* 0 = March */
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (unsigned)(era * 400 + yoe) + (*m <= 2);
+}
+
 int pk_time_format(int64_t ms, char *out, size_t out_size)
 {
+    /* Every order answer and event carries several times: the common range
+     * (1970..9999) is formatted by hand, the rest through gmtime. */
+    if (ms >= 0 && ms < INT64_C(253402300800000) && out_size >= 25) {
+        int64_t s = ms / 1000, days = s / 86400;
+        unsigned sec = (unsigned)(s % 86400), y, m, d;
+        pk__civil_of_days(days, &y, &m, &d);
+        pk__put_digits(out, y, 4);
+        out[4] = '-';
+        pk__put_digits(out + 5, m, 2);
+        out[7] = '-';
+        pk__put_digits(out + 8, d, 2);
+        out[10] = 'T';
+        pk__put_digits(out + 11, sec / 3600, 2);
+        out[13] = ':';
+        pk__put_digits(out + 14, sec / 60 % 60, 2);
+        out[16] = ':';
+        pk__put_digits(out + 17, sec % 60, 2);
+        out[19] = '.';
+        pk__put_digits(out + 20, (unsigned)(ms % 1000), 3);
+        out[23] = 'Z';
+        out[24] = '\0';
+        return 24;
+    }
     time_t s = (time_t)(ms / 1000);
     int frac = (int)(ms % 1000);
     if (frac < 0) {

@@ -43,6 +43,11 @@ static const struct {
      offsetof(pk_actor_stats_t, as_rejected_full)},
     {"pickple_store_errors_total", "counter", "Batches aborted by a storage failure.",
      offsetof(pk_actor_stats_t, as_store_errors)},
+    {"pickple_batch_apply_microseconds_total", "counter",
+     "Time spent applying messages of committed batches, before the commit.", offsetof(pk_actor_stats_t, as_apply_us)},
+    {"pickple_commit_microseconds_total", "counter",
+     "Time spent committing (page writes and fsync); the actor's loop waits meanwhile.",
+     offsetof(pk_actor_stats_t, as_commit_us)},
 };
 
 /* Kafka mirroring, per shard (absent with --kafka-brokers off). */

@@ -333,25 +333,95 @@ static void pk__bound(pk_actor_t *a, pk_msg_t *msg)
     pk__place(a, msg);
 }
 
+/* Skips JSON whitespace. */
+static const char *pk__ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/*
+ * The flash-sale body, {"sale_id": N, "quantity": N} in either order, read
+ * without building a JSON tree.  Deliberately narrow: plain decimal
+ * integers in range, each member once, nothing else.  Anything else (other
+ * members, escapes, signs, fractions, out-of-range values, bad JSON) returns
+ * false and takes the general parser, which gives the precise 400.
+ */
+static bool pk__plain_sale_body(const char *p, size_t len, int64_t *sale_id, int64_t *quantity)
+{
+    const char *end = p + len;
+    bool have_sale = false, have_qty = false;
+    p = pk__ws(p, end);
+    if (p == end || *p++ != '{')
+        return false;
+    for (int member = 0; member < 2; member++) {
+        p = pk__ws(p, end);
+        int64_t *dst;
+        if ((size_t)(end - p) >= 9 && memcmp(p, "\"sale_id\"", 9) == 0 && !have_sale) {
+            dst = sale_id;
+            have_sale = true;
+            p += 9;
+        } else if ((size_t)(end - p) >= 10 && memcmp(p, "\"quantity\"", 10) == 0 && !have_qty) {
+            dst = quantity;
+            have_qty = true;
+            p += 10;
+        } else {
+            return false;
+        }
+        p = pk__ws(p, end);
+        if (p == end || *p++ != ':')
+            return false;
+        p = pk__ws(p, end);
+        /* 1..15 digits, no leading zero: always below 2^53 (PK_ID_MAX). */
+        const char *digits = p;
+        int64_t v = 0;
+        while (p < end && *p >= '0' && *p <= '9' && p - digits < 16)
+            v = v * 10 + (*p++ - '0');
+        if (p == digits || p - digits > 15 || *digits == '0' || (p < end && *p >= '0' && *p <= '9'))
+            return false;
+        *dst = v;
+        p = pk__ws(p, end);
+        if (p == end || *p++ != (member == 0 ? ',' : '}'))
+            return false;
+    }
+    return pk__ws(p, end) == end && *sale_id <= (int64_t)PK_ID_MAX && *quantity <= PK_STOCK_MAX;
+}
+
 void pk_h_order_create(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args)
 {
-    json_t *body;
-    int64_t v;
-    if (pk_http_body(req, args, &body) != 0)
+    json_t *body = NULL;
+    int64_t v, plain_sale = 0, plain_qty = 0;
+    unsigned n = a->a_rt->rt_nactors;
+    bool plain = args->ha_fmt_in == PK_FMT_JSON && req->entity.base != NULL &&
+                 pk__plain_sale_body(req->entity.base, req->entity.len, &plain_sale, &plain_qty);
+    /* The rejection storm of a sold-out flash sale: answered before any
+     * allocation.  Keyed requests go to the owner, whose answer is the one
+     * remembered. */
+    if (plain && h2o_find_header_by_str(&req->headers, H2O_STRLIT("idempotency-key"), -1) < 0 &&
+        pk_soldout_check(&a->a_rt->rt_actors[(uint64_t)plain_sale % n].a_soldout, (uint64_t)plain_sale,
+                         args->ha_now_ms)) {
+        pk_http_error(req, args->ha_fmt_out, 409, "sold_out", "not enough units left in this sale");
+        return;
+    }
+    if (!plain && pk_http_body(req, args, &body) != 0)
         return;
     pk_msg_t *msg = pk_http_msg_new(a, req, args);
     if (msg == NULL)
         goto done;
     pk_msg_order_t *mo = &msg->u.order;
     pk_order_t *o = &mo->mo_order;
-    json_t *items = json_object_get(body, "items");
-    bool sale_form = json_object_get(body, "sale_id") != NULL;
+    json_t *items = plain ? NULL : json_object_get(body, "items");
+    bool sale_form = plain || json_object_get(body, "sale_id") != NULL;
     if (sale_form == (items != NULL)) {
         pk_http_invalid(req, args, sale_form ? "items" : "sale_id",
                         "give either sale_id and quantity (a sale order) or items (a catalog order)");
         goto drop;
     }
-    if (sale_form) {
+    if (plain) {
+        o->o_sale_id = (uint64_t)plain_sale;
+        mo->mo_quantity = plain_qty;
+    } else if (sale_form) {
         if (pk__int(req, args, body, "sale_id", "sale_id", true, 1, (int64_t)PK_ID_MAX, &v) != 0 ||
             pk__int(req, args, body, "quantity", "quantity", true, 1, PK_STOCK_MAX, &mo->mo_quantity) != 0)
             goto drop;
@@ -359,11 +429,10 @@ void pk_h_order_create(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args
     } else if (pk__items(req, args, items, o) != 0) {
         goto drop;
     }
-    if (pk__shipping(req, args, body, &o->o_shipping) != 0 || pk__idem_key(req, args, mo) != 0)
+    if ((!plain && pk__shipping(req, args, body, &o->o_shipping) != 0) || pk__idem_key(req, args, mo) != 0)
         goto drop;
     /* A sold-out sale is refused here, without a hop.  Keyed requests go to
      * the owner, whose answer is the one remembered. */
-    unsigned n = a->a_rt->rt_nactors;
     if (sale_form && mo->mo_key_len == 0 &&
         pk_soldout_check(&a->a_rt->rt_actors[o->o_sale_id % n].a_soldout, o->o_sale_id, args->ha_now_ms)) {
         pk_http_error(req, args->ha_fmt_out, 409, "sold_out", "not enough units left in this sale");
@@ -387,7 +456,8 @@ void pk_h_order_create(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args
 drop:
     pk_msg_free(a, msg);
 done:
-    json_decref(body);
+    if (body != NULL)
+        json_decref(body);
 }
 
 /* ---- the other order endpoints ---- */

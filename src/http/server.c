@@ -312,7 +312,8 @@ static int pk__on_req(h2o_handler_t *self, h2o_req_t *req)
             size_t off = 7;
             while (off < v.len && v.base[off] == ' ')
                 off++;
-            rc = pk_jwt_verify(&a->a_rt->rt_jwt, v.base + off, v.len - off, args.ha_now_ms / 1000, &args.ha_claims);
+            rc = pk_jwtc_verify(&a->a_jwtc, &a->a_rt->rt_jwt, v.base + off, v.len - off, args.ha_now_ms / 1000,
+                                &args.ha_claims);
         }
         if (rc != 0) {
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, H2O_STRLIT("Bearer"));

@@ -92,6 +92,35 @@ static void pk__reply(pk_msg_t *msg, const pk_order_t *o, pk__render_fn render, 
     pk_msg_reply(msg, &out, status);
 }
 
+/*
+ * Announces o as event type and answers with it: the event's value and a
+ * JSON answer are the same document, so it is rendered once.
+ */
+static int pk__announce_reply(pk_store_t *st, MDB_txn *txn, pk_msg_t *msg, const pk_order_t *o, const char *type,
+                              int64_t now_ms, int status)
+{
+    pk_buf_t json = {0};
+    pk_out_t out;
+    pk_out_init(&out, PK_FMT_JSON);
+    pk_order_render(o, &out);
+    int rc = pk_out_finish(&out, &json);
+    if (rc == 0)
+        rc = pk_store_outbox_append(st, txn, type, o->o_id, now_ms, json.b_data, json.b_len);
+    if (rc != 0) {
+        pk_buf_free(&json);
+        return PK_ESTORE;
+    }
+    if (msg->m_fmt == PK_FMT_JSON) {
+        pk_buf_free(&msg->m_body);
+        msg->m_body = json;
+        msg->m_status = status;
+    } else {
+        pk_buf_free(&json);
+        pk__reply(msg, o, pk_order_render, status);
+    }
+    return 0;
+}
+
 /* ---- units coming back ---- */
 
 static int pk__sale_release(pk_actor_t *a, MDB_txn *txn, const pk_order_t *o, int64_t now_ms)
@@ -174,13 +203,13 @@ static int pk__order_placed(pk_actor_t *a, MDB_txn *txn, pk_msg_t *msg, pk_order
 {
     pk_store_t *st = &a->a_store;
     int rc;
-    if ((rc = pk__order_write(st, txn, o, "order.placed", msg->m_now_ms)) != 0 ||
+    if ((rc = pk__order_write(st, txn, o, NULL, msg->m_now_ms)) != 0 ||
+        (rc = pk__announce_reply(st, txn, msg, o, "order.placed", msg->m_now_ms, 201)) != 0 ||
         (rc = pk__due_put(st, txn, o->o_expires_ms, o->o_id)) != 0 ||
         (rc = pk_store_put_pair(st, txn, PK_TBL_USER_ORDERS, o->o_user_id, o->o_id, "", 0)) != 0)
         return rc;
     if (o->o_expires_ms < a->a_next_due_ms)
         a->a_next_due_ms = o->o_expires_ms;
-    pk__reply(msg, o, pk_order_render, 201);
     return pk_idem_record(st, txn, msg, 201);
 }
 

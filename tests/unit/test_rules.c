@@ -375,6 +375,28 @@ static void test_time_format(void)
     }
     CHECK(short_ok);
     CHECK(pk_time_format(0, buf, 25) == 24 && strcmp(buf, "1970-01-01T00:00:00.000Z") == 0);
+    /* The hand-written calendar agrees with gmtime over 1970..9999: every
+     * day boundary of the first 1,000 years' leap rules, and random times. */
+    int calendar_ok = 1;
+    uint64_t rnd = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < 400000 && calendar_ok; i++) {
+        int64_t ms;
+        if (i < 200000) {
+            ms = (int64_t)i * 86400000 + (i % 2 ? 86399999 : 0);
+        } else {
+            rnd ^= rnd << 13, rnd ^= rnd >> 7, rnd ^= rnd << 17;
+            ms = (int64_t)(rnd % UINT64_C(253402300800000));
+        }
+        time_t t = (time_t)(ms / 1000);
+        struct tm tm;
+        char want[64];
+        gmtime_r(&t, &tm);
+        snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+        if (pk_time_format(ms, buf, sizeof(buf)) != 24 || strcmp(buf, want) != 0)
+            calendar_ok = 0;
+    }
+    CHECK(calendar_ok);
     /* Out of gmtime's range: an error, not uninitialised fields. */
     n = pk_time_format(INT64_MAX, buf, sizeof(buf));
     CHECK(n == 29 || n < 0); /* year 292278994 formats; a narrower time_t could not */

@@ -1,0 +1,116 @@
+/*
+ * Unit tests for src/auth/jwt_cache.c: a cached token answers exactly what
+ * pk_jwt_verify() would, forged and oversized tokens are never answered
+ * from the table, expiry is checked on every hit, and repeats really are
+ * served from the cache (the hit counter moves).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "check.h"
+#include "pickple/jwt_cache.h"
+
+#define NOW 1700000000
+
+static pk_jwt_key_t make_key(const char *s)
+{
+    pk_jwt_key_t k;
+    memset(&k, 0, sizeof(k));
+    k.jk_len = strlen(s);
+    memcpy(k.jk_bytes, s, k.jk_len);
+    return k;
+}
+
+static int sign(const pk_jwt_key_t *key, uint64_t user, pk_role_t role, int64_t exp, char *out, size_t size)
+{
+    pk_jwt_claims_t c = {.jc_user_id = user, .jc_role = role, .jc_iat = NOW - 10, .jc_exp = exp};
+    return pk_jwt_sign(key, &c, out, size);
+}
+
+static void test_hit_and_expiry(void)
+{
+    pk_jwt_key_t key = make_key("0123456789abcdef0123456789abcdef");
+    pk_jwtc_t c;
+    pk_jwt_claims_t got;
+    char tok[PK_JWT_TOKEN_BYTES_MAX + 1];
+    CHECK_RC(pk_jwtc_init(&c), 0);
+    int n = sign(&key, 42, PK_ROLE_SELLER, NOW + 60, tok, sizeof(tok));
+    CHECK(n > 0 && n <= PK_JWTC_TOKEN_BYTES);
+
+    CHECK_RC(pk_jwtc_verify(&c, &key, tok, (size_t)n, NOW, &got), 0);
+    CHECK(got.jc_user_id == 42 && got.jc_role == PK_ROLE_SELLER && got.jc_exp == NOW + 60);
+    CHECK(c.jc_misses == 1 && c.jc_hits == 0);
+    memset(&got, 0, sizeof(got));
+    CHECK_RC(pk_jwtc_verify(&c, &key, tok, (size_t)n, NOW + 1, &got), 0);
+    CHECK(got.jc_user_id == 42 && got.jc_role == PK_ROLE_SELLER && got.jc_iat == NOW - 10);
+    CHECK(c.jc_hits == 1);
+    /* Expiry is judged on every hit, with the same answer as the verifier. */
+    CHECK_RC(pk_jwtc_verify(&c, &key, tok, (size_t)n, NOW + 60, &got), PK_EEXPIRED);
+    CHECK_RC(pk_jwt_verify(&key, tok, (size_t)n, NOW + 60, &got), PK_EEXPIRED);
+    CHECK(c.jc_hits == 2);
+
+    /* A prefix of a cached token is not that token. */
+    CHECK(pk_jwtc_verify(&c, &key, tok, (size_t)n - 1, NOW, &got) != 0);
+    pk_jwtc_destroy(&c);
+}
+
+static void test_forged_never_cached(void)
+{
+    pk_jwt_key_t key = make_key("0123456789abcdef0123456789abcdef");
+    pk_jwt_key_t other = make_key("fedcba9876543210fedcba9876543210");
+    pk_jwtc_t c;
+    pk_jwt_claims_t got;
+    char tok[PK_JWT_TOKEN_BYTES_MAX + 1], bad[PK_JWT_TOKEN_BYTES_MAX + 1];
+    CHECK_RC(pk_jwtc_init(&c), 0);
+    int n = sign(&key, 7, PK_ROLE_CUSTOMER, NOW + 60, tok, sizeof(tok));
+    CHECK_RC(pk_jwtc_verify(&c, &key, tok, (size_t)n, NOW, &got), 0);
+
+    /* Signed with another key: refused every time, however often it comes. */
+    int m = sign(&other, 7, PK_ROLE_ADMIN, NOW + 60, bad, sizeof(bad));
+    for (int i = 0; i < 3; i++)
+        CHECK_RC(pk_jwtc_verify(&c, &key, bad, (size_t)m, NOW, &got), PK_EAUTH);
+    /* One signature character changed: refused, and the real token still
+     * answers from its slot with its own claims. */
+    memcpy(bad, tok, (size_t)n);
+    bad[n - 2] = bad[n - 2] == 'A' ? 'B' : 'A';
+    CHECK_RC(pk_jwtc_verify(&c, &key, bad, (size_t)n, NOW, &got), PK_EAUTH);
+    CHECK_RC(pk_jwtc_verify(&c, &key, bad, (size_t)n, NOW, &got), PK_EAUTH);
+    uint64_t hits = c.jc_hits;
+    CHECK_RC(pk_jwtc_verify(&c, &key, tok, (size_t)n, NOW, &got), 0);
+    CHECK(got.jc_user_id == 7 && got.jc_role == PK_ROLE_CUSTOMER && c.jc_hits == hits + 1);
+    /* Garbage and empty input take the verifier's answers. */
+    CHECK_RC(pk_jwtc_verify(&c, &key, "a.b", 3, NOW, &got), -EINVAL);
+    CHECK_RC(pk_jwtc_verify(&c, &key, "", 0, NOW, &got), -EINVAL);
+    pk_jwtc_destroy(&c);
+}
+
+static void test_many_tokens(void)
+{
+    /* Four times more users than slots: evictions happen, and every answer
+     * stays right for whichever token is asked. */
+    pk_jwt_key_t key = make_key("0123456789abcdef0123456789abcdef");
+    pk_jwtc_t c;
+    pk_jwt_claims_t got;
+    char tok[PK_JWT_TOKEN_BYTES_MAX + 1];
+    CHECK_RC(pk_jwtc_init(&c), 0);
+    int wrong = 0;
+    for (int round = 0; round < 2; round++) {
+        for (uint64_t u = 1; u <= 4 * PK_JWTC_SLOTS; u++) {
+            int n = sign(&key, u, PK_ROLE_CUSTOMER, NOW + 60, tok, sizeof(tok));
+            if (n <= 0 || pk_jwtc_verify(&c, &key, tok, (size_t)n, NOW, &got) != 0 || got.jc_user_id != u)
+                wrong++;
+        }
+    }
+    CHECK(wrong == 0);
+    CHECK(c.jc_hits > 0 && c.jc_misses > (uint64_t)4 * PK_JWTC_SLOTS);
+    pk_jwtc_destroy(&c);
+}
+
+int main(void)
+{
+    test_hit_and_expiry();
+    test_forged_never_cached();
+    test_many_tokens();
+    return CHECK_DONE("test_jwt_cache");
+}
