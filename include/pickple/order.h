@@ -124,6 +124,9 @@ typedef struct pk_order {
     pk_shipping_t o_shipping;
     pk_payment_t o_payment;
     pk_delivery_t o_delivery;
+    /* The same user's previous order in this shard's per-user chain
+     * (src/store/orders.c, "per-user order index"), 0 for none. */
+    uint64_t o_prev_id;
 } pk_order_t;
 
 const char *pk_order_status_name(pk_order_status_t st);

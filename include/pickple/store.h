@@ -41,7 +41,7 @@ typedef enum pk_table {
     PK_TBL_SALE_ENDS, /* (u64 ends_ms, u64 sale id) -> "": sales to settle */
     PK_TBL_ORDERS,       /* u64 id -> order record (home shard) */
     PK_TBL_ORDER_DUE,    /* (u64 expires_ms, u64 order id) -> "": unpaid orders */
-    PK_TBL_USER_ORDERS,  /* (u64 user id, u64 order id) -> "" */
+    PK_TBL_USER_ORDERS,  /* (u64 user id, u64 order id) -> "" standalone, "c" chain checkpoint */
     PK_TBL_SALE_USERS,   /* (u64 sale id, u64 user id) -> i64 units in live orders */
     PK_TBL_RESERVATIONS, /* u64 order id -> reservation of this shard's items */
     PK_TBL_RELEASES,     /* u64 order id -> u64 mask of shards still to release */
@@ -50,6 +50,7 @@ typedef enum pk_table {
     PK_TBL_USER_NOTIFS,  /* (u64 user id, u64 notification id) -> "" */
     PK_TBL_IDEM_KEYS,    /* (u64 user id, key) -> request fingerprint binding */
     PK_TBL_IDEM_ANSWERS, /* (u64 user id, key) -> first answer of the home shard */
+    PK_TBL_USER_LAST,    /* u64 user id -> (u64 last chained order id, u64 chained count) */
     PK_TBL_COUNT,
 } pk_table_t;
 

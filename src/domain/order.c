@@ -159,7 +159,9 @@ bool pk_order_has_seller(const pk_order_t *o, uint64_t user_id)
 
 /* ---- stored form ---- */
 
-enum { PK__ORDER_SCHEMA = 1, PK__ORDER_FIELDS = 25 };
+/* Schema 2 appends o_prev_id; schema 1 records (25 fields) still decode,
+ * with o_prev_id 0. */
+enum { PK__ORDER_SCHEMA = 2, PK__ORDER_FIELDS = 26, PK__ORDER_FIELDS_V1 = 25 };
 
 int pk_order_encode(const pk_order_t *o, pk_buf_t *out)
 {
@@ -205,6 +207,7 @@ int pk_order_encode(const pk_order_t *o, pk_buf_t *out)
     msgpack_pack_array(&pk, PK_ARRAY_LEN(de->de_at_ms));
     for (unsigned i = 0; i < PK_ARRAY_LEN(de->de_at_ms); i++)
         msgpack_pack_int64(&pk, de->de_at_ms[i]);
+    msgpack_pack_uint64(&pk, o->o_prev_id);
     return pk_codec_rec_end(&rec);
 }
 
@@ -240,13 +243,21 @@ int pk_order_decode(const void *data, size_t len, pk_order_t *o)
     pk_shipping_t *sh = &o->o_shipping;
     pk_payment_t *pa = &o->o_payment;
     pk_delivery_t *de = &o->o_delivery;
-    if (pk_codec_array(&up.data, PK__ORDER_FIELDS, &f) != 0 || pk_codec_u64(&f[0], UINT32_MAX, &schema) != 0 ||
-        schema != PK__ORDER_SCHEMA)
+    if (pk_codec_array(&up.data, PK__ORDER_FIELDS, &f) == 0) {
+        if (pk_codec_u64(&f[0], UINT32_MAX, &schema) != 0 || schema != PK__ORDER_SCHEMA ||
+            pk_codec_u64(&f[25], id_max, &o->o_prev_id) != 0)
+            goto fail;
+    } else if (pk_codec_array(&up.data, PK__ORDER_FIELDS_V1, &f) != 0 ||
+               pk_codec_u64(&f[0], UINT32_MAX, &schema) != 0 || schema != 1) {
         goto fail;
+    }
     if (pk_codec_u64(&f[1], id_max, &o->o_id) != 0 || pk_codec_u64(&f[2], id_max, &o->o_user_id) != 0 ||
         pk_codec_u64(&f[3], id_max, &o->o_sale_id) != 0 || pk__u8(&f[4], PK_ORDER_STATUS_COUNT - 1, &o->o_status) != 0 ||
         pk_codec_i64(&f[5], &o->o_total) != 0 || pk_codec_i64(&f[6], &o->o_created_ms) != 0 ||
         pk_codec_i64(&f[7], &o->o_expires_ms) != 0 || pk_codec_i64(&f[8], &o->o_updated_ms) != 0)
+        goto fail;
+    /* A chain only points to older orders: walks always end. */
+    if (o->o_prev_id >= o->o_id && o->o_prev_id != 0)
         goto fail;
     if (f[9].type != MSGPACK_OBJECT_ARRAY || f[9].via.array.size == 0 || f[9].via.array.size > PK_ORDER_ITEMS_MAX)
         goto fail;

@@ -198,15 +198,67 @@ static void pk__order_new(pk_actor_t *a, pk_msg_t *msg, pk_order_t *o, pk_order_
     o->o_expires_ms = msg->m_now_ms + (int64_t)a->a_rt->rt_cfg->cf_order_ttl_s * 1000;
 }
 
-/* The order is now pending payment: index it and announce it. */
-static int pk__order_placed(pk_actor_t *a, MDB_txn *txn, pk_msg_t *msg, pk_order_t *o)
+/*
+ * Per-user order index.  Listing a user's orders needs them by user, but a
+ * B-tree keyed (user, order) takes one random leaf per order, and under a
+ * flash sale those leaf writes dominate the group commit's fsync.  So an
+ * order whose id was drawn in the transaction that places it (sale orders,
+ * one-shard catalog orders: ids rise in placement order) joins its user's
+ * chain instead: o_prev_id points to the user's previous chained order and
+ * PK_TBL_USER_LAST holds the newest one and the count, a table with one
+ * row per user.  Every PK__CHAIN_STRIDE-th chained order is also a
+ * checkpoint ("c") in PK_TBL_USER_ORDERS, so a page walk finds where to
+ * start with a B-tree seek and walks at most PK__CHAIN_STRIDE records per
+ * segment.  Orders placed by a later confirmation (cross-shard catalog
+ * orders, ids drawn earlier) stay standalone entries ("").
+ */
+#define PK__CHAIN_STRIDE 16
+
+static int pk__user_last(pk_store_t *st, MDB_txn *txn, uint64_t user, uint64_t *last, uint64_t *count)
+{
+    MDB_val v;
+    int rc = pk_store_get_id(st, txn, PK_TBL_USER_LAST, user, &v);
+    *last = *count = 0;
+    if (rc == PK_ENOTFOUND)
+        return 0;
+    if (rc != 0 || v.mv_size != 16)
+        return PK_ESTORE;
+    MDB_val a = {8, v.mv_data}, b = {8, (uint8_t *)v.mv_data + 8};
+    *last = pk_store_u64_of_key(&a);
+    *count = pk_store_u64_of_key(&b);
+    return 0;
+}
+
+static int pk__user_index(pk_store_t *st, MDB_txn *txn, pk_order_t *o, bool chain)
+{
+    if (!chain)
+        return pk_store_put_pair(st, txn, PK_TBL_USER_ORDERS, o->o_user_id, o->o_id, "", 0);
+    uint64_t last, count;
+    uint8_t v[16];
+    int rc = pk__user_last(st, txn, o->o_user_id, &last, &count);
+    if (rc != 0)
+        return rc;
+    assert(last < o->o_id);
+    o->o_prev_id = last;
+    count++;
+    pk_store_key_u64(o->o_id, v);
+    pk_store_key_u64(count, v + 8);
+    if ((rc = pk_store_put_id(st, txn, PK_TBL_USER_LAST, o->o_user_id, v, sizeof(v))) != 0)
+        return rc;
+    if (count % PK__CHAIN_STRIDE == 0)
+        rc = pk_store_put_pair(st, txn, PK_TBL_USER_ORDERS, o->o_user_id, o->o_id, "c", 1);
+    return rc;
+}
+
+/* The order is now pending payment: index it and announce it.  chain: its
+ * id was drawn in this transaction (see the per-user order index). */
+static int pk__order_placed(pk_actor_t *a, MDB_txn *txn, pk_msg_t *msg, pk_order_t *o, bool chain)
 {
     pk_store_t *st = &a->a_store;
     int rc;
-    if ((rc = pk__order_write(st, txn, o, NULL, msg->m_now_ms)) != 0 ||
+    if ((rc = pk__user_index(st, txn, o, chain)) != 0 || (rc = pk__order_write(st, txn, o, NULL, msg->m_now_ms)) != 0 ||
         (rc = pk__announce_reply(st, txn, msg, o, "order.placed", msg->m_now_ms, 201)) != 0 ||
-        (rc = pk__due_put(st, txn, o->o_expires_ms, o->o_id)) != 0 ||
-        (rc = pk_store_put_pair(st, txn, PK_TBL_USER_ORDERS, o->o_user_id, o->o_id, "", 0)) != 0)
+        (rc = pk__due_put(st, txn, o->o_expires_ms, o->o_id)) != 0)
         return rc;
     if (o->o_expires_ms < a->a_next_due_ms)
         a->a_next_due_ms = o->o_expires_ms;
@@ -276,7 +328,7 @@ static int pk__place_sale_apply(pk_actor_t *a, MDB_txn *txn, pk_msg_t *msg)
         return rc;
     if (s.s_remaining == 0)
         pk_soldout_set(&a->a_soldout, s.s_id, s.s_ends_ms);
-    return pk__order_placed(a, txn, msg, o);
+    return pk__order_placed(a, txn, msg, o, true);
 }
 
 static int pk__total_or_refuse(pk_store_t *st, MDB_txn *txn, pk_msg_t *msg, pk_order_t *o)
@@ -310,7 +362,7 @@ static int pk__place_apply(pk_actor_t *a, MDB_txn *txn, pk_msg_t *msg)
     rc = pk_reservation_make(st, txn, o->o_id, o->o_items, o->o_nitems, msg->m_now_ms, msg);
     if (rc != 0)
         return rc < 0 ? rc : pk_idem_record(st, txn, msg, msg->m_status);
-    return pk__order_placed(a, txn, msg, o);
+    return pk__order_placed(a, txn, msg, o, true);
 }
 
 static int pk__begin_apply(pk_actor_t *a, MDB_txn *txn, pk_msg_t *msg)
@@ -405,7 +457,7 @@ static int pk__confirm_apply(pk_actor_t *a, MDB_txn *txn, pk_msg_t *msg)
                                 o.o_id)) != 0)
         return rc;
     mo->mo_order = o;
-    return pk__order_placed(a, txn, msg, &mo->mo_order);
+    return pk__order_placed(a, txn, msg, &mo->mo_order, false);
 }
 
 /* ---- reads ---- */
@@ -457,20 +509,169 @@ static int pk__list_render(const MDB_val *val, pk_msg_t *msg, pk_out_t *out)
     return 1;
 }
 
-static int pk__order_by_index(pk_store_t *st, MDB_txn *txn, uint64_t id, pk_msg_t *msg, pk_out_t *out)
+/*
+ * A user's orders above a cursor, ascending: the merge of two streams, both
+ * read from PK_TBL_USER_ORDERS at (user, after + 1) on.  Standalone entries
+ * come as they are.  The chain comes a segment at a time: the next
+ * checkpoint (or, after the last one, the user's newest chained order) is
+ * walked back through o_prev_id to the previous segment's end, at most
+ * PK__CHAIN_STRIDE records, and served oldest first.
+ */
+typedef struct pk__user_walk {
+    pk_store_t *uw_st;
+    MDB_txn *uw_txn;
+    uint64_t uw_user;
+    MDB_cursor *uw_solo, *uw_marks; /* standalone entries; checkpoints */
+    bool uw_solo_done, uw_marks_done, uw_tail_done;
+    uint64_t uw_lower; /* chained ids up to here were served */
+    uint64_t uw_seg[PK__CHAIN_STRIDE];
+    MDB_val uw_seg_val[PK__CHAIN_STRIDE];
+    unsigned uw_seg_n, uw_seg_pos; /* uw_seg[pos..n) are due, ascending */
+} pk__user_walk_t;
+
+/* Moves c to the next entry of the user from where it stands (first: a
+ * range seek at `from`) whose value is (checkpoints) or is not ("")
+ * a checkpoint.  0 with *id, 1 at the end, < 0 on failure. */
+static int pk__user_entry(pk__user_walk_t *w, MDB_cursor *c, bool first, uint64_t from, bool marks, uint64_t *id)
 {
-    MDB_val v;
-    int rc = pk_store_get_id(st, txn, PK_TBL_ORDERS, id, &v);
-    if (rc != 0)
-        return PK_ESTORE; /* the index points nowhere */
-    return pk__list_render(&v, msg, out);
+    uint8_t kb[16];
+    MDB_val k = {16, kb}, v;
+    int rc;
+    if (first) {
+        pk_store_key_u64(w->uw_user, kb);
+        pk_store_key_u64(from, kb + 8);
+        rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    } else {
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    for (; rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        MDB_val hi = {8, k.mv_data}, lo = {8, (uint8_t *)k.mv_data + 8};
+        if (k.mv_size != 16 || v.mv_size > 1)
+            return PK_ESTORE;
+        if (pk_store_u64_of_key(&hi) != w->uw_user)
+            return 1;
+        if ((v.mv_size == 1) == marks) {
+            *id = pk_store_u64_of_key(&lo);
+            return 0;
+        }
+    }
+    return rc == MDB_NOTFOUND ? 1 : PK_ESTORE;
+}
+
+/* Loads the next chain segment.  0 loaded, 1 the chain is exhausted. */
+static int pk__user_segment(pk__user_walk_t *w, bool first)
+{
+    uint64_t end = 0, count;
+    int rc = 1;
+    if (!w->uw_marks_done) {
+        rc = pk__user_entry(w, w->uw_marks, first, w->uw_lower + 1, true, &end);
+        if (rc < 0)
+            return rc;
+        w->uw_marks_done = rc == 1;
+    }
+    if (rc == 1) {
+        if (w->uw_tail_done)
+            return 1;
+        w->uw_tail_done = true;
+        if ((rc = pk__user_last(w->uw_st, w->uw_txn, w->uw_user, &end, &count)) != 0)
+            return rc;
+        if (end <= w->uw_lower)
+            return 1;
+    }
+    /* end..lower backwards, stored from the array's end. */
+    unsigned n = 0;
+    for (uint64_t id = end; id > w->uw_lower && id != 0;) {
+        MDB_val v;
+        pk_order_t o;
+        if (n == PK__CHAIN_STRIDE || pk_store_get_id(w->uw_st, w->uw_txn, PK_TBL_ORDERS, id, &v) != 0 ||
+            pk_order_decode(v.mv_data, v.mv_size, &o) != 0 || o.o_user_id != w->uw_user)
+            return PK_ESTORE; /* a chain longer than a stride, or pointing nowhere */
+        n++;
+        w->uw_seg[PK__CHAIN_STRIDE - n] = id;
+        w->uw_seg_val[PK__CHAIN_STRIDE - n] = v;
+        id = o.o_prev_id;
+    }
+    w->uw_seg_pos = PK__CHAIN_STRIDE - n;
+    w->uw_seg_n = PK__CHAIN_STRIDE;
+    w->uw_lower = end;
+    return n == 0 ? pk__user_segment(w, false) : 0;
+}
+
+static int pk__user_page(pk_store_t *st, MDB_txn *txn, pk_msg_t *msg)
+{
+    pk_msg_list_t *l = &msg->u.list;
+    pk__user_walk_t w = {.uw_st = st, .uw_txn = txn, .uw_user = msg->m_subject, .uw_lower = l->ml_after};
+    uint64_t solo = 0;
+    pk_out_t out;
+    int rc;
+    pk_out_init(&out, msg->m_fmt);
+    l->ml_count = 0;
+    l->ml_offsets[0] = 0;
+    if (mdb_cursor_open(txn, st->st_dbi[PK_TBL_USER_ORDERS], &w.uw_solo) != 0)
+        return PK_ESTORE;
+    if (mdb_cursor_open(txn, st->st_dbi[PK_TBL_USER_ORDERS], &w.uw_marks) != 0) {
+        mdb_cursor_close(w.uw_solo);
+        return PK_ESTORE;
+    }
+    rc = pk__user_entry(&w, w.uw_solo, true, l->ml_after + 1, false, &solo);
+    w.uw_solo_done = rc == 1;
+    if (rc >= 0) {
+        rc = pk__user_segment(&w, true);
+        if (rc == 1)
+            w.uw_seg_pos = w.uw_seg_n = 0;
+    }
+    while (rc >= 0 && l->ml_count < l->ml_limit + 1) {
+        bool chained = w.uw_seg_pos < w.uw_seg_n;
+        if (!chained && w.uw_solo_done)
+            break;
+        uint64_t id;
+        MDB_val v;
+        if (chained && (w.uw_solo_done || w.uw_seg[w.uw_seg_pos] < solo)) {
+            id = w.uw_seg[w.uw_seg_pos];
+            v = w.uw_seg_val[w.uw_seg_pos++];
+            if (w.uw_seg_pos == w.uw_seg_n) {
+                rc = pk__user_segment(&w, false);
+                if (rc == 1)
+                    w.uw_seg_pos = w.uw_seg_n = 0;
+            }
+        } else {
+            id = solo;
+            if (pk_store_get_id(st, txn, PK_TBL_ORDERS, id, &v) != 0) {
+                rc = PK_ESTORE; /* the index points nowhere */
+                break;
+            }
+            rc = pk__user_entry(&w, w.uw_solo, false, 0, false, &solo);
+            w.uw_solo_done = rc == 1;
+        }
+        if (rc < 0)
+            break;
+        int r = pk__list_render(&v, msg, &out);
+        if (r < 0) {
+            rc = r;
+            break;
+        }
+        if (r > 0) {
+            l->ml_ids[l->ml_count++] = id;
+            l->ml_offsets[l->ml_count] = (uint32_t)out.o_buf.b_len;
+        }
+    }
+    mdb_cursor_close(w.uw_solo);
+    mdb_cursor_close(w.uw_marks);
+    if (rc < 0) {
+        pk_out_discard(&out);
+        return PK_ESTORE;
+    }
+    if (pk_out_finish(&out, &msg->m_body) != 0)
+        return PK_ESTORE;
+    msg->m_status = 200;
+    return 0;
 }
 
 static int pk__list_apply(pk_actor_t *a, MDB_txn *txn, pk_msg_t *msg)
 {
     if (msg->m_subject_role == PK_ROLE_ADMIN)
         return pk_store_list_page(&a->a_store, txn, PK_TBL_ORDERS, msg, pk__list_render);
-    return pk_store_index_page(&a->a_store, txn, PK_TBL_USER_ORDERS, msg->m_subject, msg, pk__order_by_index);
+    return pk__user_page(&a->a_store, txn, msg);
 }
 
 /* ---- pay, cancel, expire ---- */

@@ -231,6 +231,62 @@ def test_plain_sale_bodies_match_the_general_parser():
     assert s.healthy()
 
 
+def test_own_orders_list_every_order_once_in_id_order():
+    # A user's orders are indexed three ways: chained sale orders and
+    # one-shard catalog orders (a checkpoint every 16), and standalone
+    # cross-shard catalog orders.  Every page size and every cursor must see
+    # each order exactly once, ascending, with the status filter applied.
+    s = srv()
+    _, seller = seller_of(s)
+    p0 = product(s, seller, stock=500, shard=0)
+    p1 = product(s, seller, stock=500, shard=1)
+    sid = sale(s, seller, p0, quantity=200, limit=200)
+    uid, cust = customer(s)
+    _, other = customer(s)
+    mine = []
+    plan = (["sale"] * 20 + ["one0", "cross", "one1"] * 3 + ["sale"] * 17 + ["cross"] * 2 + ["sale"] * 16
+            + ["one1"] * 17 + ["sale"])
+    for i, kind in enumerate(plan):
+        if kind == "sale":
+            body = {"sale_id": sid, "quantity": 1}
+        elif kind == "cross":
+            body = {"items": [{"product_id": p0, "quantity": 1}, {"product_id": p1, "quantity": 1}]}
+        else:
+            body = {"items": [{"product_id": p0 if kind == "one0" else p1, "quantity": 1}]}
+        r = s.call("POST", ORDERS, body, token=cust)
+        assert_status(r, 201)
+        mine.append(r.body["order_id"])
+        if i % 7 == 0:  # someone else's orders between, on the same chains' shards
+            assert_status(s.call("POST", ORDERS, {"sale_id": sid, "quantity": 1}, token=other), 201)
+    cancelled = set(mine[3::5])
+    for oid in cancelled:
+        assert_status(s.call("POST", f"{ORDERS}/{oid}/cancel", token=cust), 200)
+
+    def walk(limit, status=None, start=0):
+        got, after = [], start
+        for _ in range(len(mine) + 2):
+            q = f"{ORDERS}?limit={limit}&after={after}" + (f"&status={status}" if status else "")
+            r = s.call("GET", q, token=cust)
+            assert_status(r, 200)
+            assert len(r.body["items"]) <= limit
+            got += [o["order_id"] for o in r.body["items"]]
+            assert all(o["user_id"] == uid for o in r.body["items"])
+            if r.body["next"] is None:
+                return got
+            after = r.body["next"]
+        raise AssertionError("the pages never ended")
+
+    want = sorted(mine)
+    for limit in (1, 3, 16, 17, 100):
+        assert walk(limit) == want, limit
+    # Cursors that are not ids of this user's orders, and in the middle of segments.
+    for start in (want[0] - 1, want[5], want[16] + 1, want[40], want[-2]):
+        assert walk(7, start=start) == [o for o in want if o > start], start
+    assert walk(5, status="cancelled") == sorted(cancelled)
+    assert walk(9, status="pending_payment") == sorted(set(mine) - cancelled)
+    assert s.healthy()
+
+
 def test_flash_sale_500_users_twice():
     s = srv()
     _, seller = seller_of(s)

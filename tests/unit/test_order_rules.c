@@ -162,6 +162,30 @@ static void test_codec(void)
         b.b_data[i] = saved;
     }
     pk_buf_free(&b);
+    /* Chain pointers: kept, and only ever to an older order. */
+    o.o_prev_id = 41;
+    CHECK_RC(pk_order_encode(&o, &b), 0);
+    CHECK_RC(pk_order_decode(b.b_data, b.b_len, &back), 0);
+    CHECK(back.o_prev_id == 41);
+    pk_buf_free(&b);
+    o.o_prev_id = 42;
+    CHECK_RC(pk_order_encode(&o, &b), 0);
+    CHECK(pk_order_decode(b.b_data, b.b_len, &back) != 0);
+    pk_buf_free(&b);
+    /* A schema 1 record (25 fields, before chains) still decodes, with no
+     * chain pointer: the schema 2 form minus its last field. */
+    o.o_prev_id = 0;
+    CHECK_RC(pk_order_encode(&o, &b), 0);
+    CHECK((uint8_t)b.b_data[0] == 0xdc && b.b_data[1] == 0 && b.b_data[2] == 26 && b.b_data[3] == 2 &&
+          b.b_data[b.b_len - 1] == 0);
+    b.b_data[2] = 25;
+    b.b_data[3] = 1;
+    CHECK_RC(pk_order_decode(b.b_data, b.b_len - 1, &back), 0);
+    CHECK(memcmp(&o, &back, sizeof(o)) == 0);
+    /* ...but a 25-field record claiming schema 2 is not. */
+    b.b_data[3] = 2;
+    CHECK(pk_order_decode(b.b_data, b.b_len - 1, &back) != 0);
+    pk_buf_free(&b);
     /* A total that does not match the items is a corrupt record. */
     o.o_total = 256;
     CHECK_RC(pk_order_encode(&o, &b), 0);
