@@ -269,7 +269,8 @@ int pk_runtime_open(pk_runtime_t *rt, const pk_config_t *cfg, unsigned nshards) 
 /*
  * The shard's periodic work inside txn (src/store/sales.c): settles sales
  * whose end passed, expires unpaid orders past their deadline, drops stale
- * placing orders (each bounded per call), lists owed remote releases into
+ * placing orders, purges Idempotency-Key entries older than the window
+ * (each bounded per call), lists owed remote releases into
  * rel (NULL: not now), and sets *next_due_ms to the next
  * time there is work, INT64_MAX when none.  Returns 0 or PK_ESTORE.
  */

@@ -13,6 +13,9 @@
 #include "pickple/common.h"
 
 #define PK_THREADS_MAX 64
+/* --idempotency-window: how long an Idempotency-Key is remembered. */
+#define PK_IDEM_WINDOW_S_DEFAULT 86400u
+#define PK_IDEM_WINDOW_S_MAX (30u * 86400)
 
 typedef struct pk_config {
     char cf_listen_host[256];
@@ -21,6 +24,7 @@ typedef struct pk_config {
     char cf_data_dir[PATH_MAX];
     bool cf_sync_full;
     uint32_t cf_order_ttl_s;
+    uint32_t cf_idempotency_window_s; /* 1..PK_IDEM_WINDOW_S_MAX */
     char cf_admin_password[256]; /* empty: no bootstrap */
     char cf_jwt_secret_file[PATH_MAX]; /* empty: <data-dir>/jwt-secret */
     uint32_t cf_token_ttl_s;

@@ -25,7 +25,6 @@
 #include "pickple/actor.h"
 
 #define PK_ORDER_PLACING_TIMEOUT_MS 10000
-#define PK_IDEM_TTL_MS (24ll * 3600 * 1000)
 
 extern const pk_op_t pk_op_order_place_sale; /* user, sale_id, mo_quantity, shipping -> 201 | 404 | 409 */
 extern const pk_op_t pk_op_order_place;      /* catalog, all items here -> 201 | 404 | 409 */
@@ -71,11 +70,22 @@ int pk_releases_add(pk_store_t *st, MDB_txn *txn, uint64_t order_id, uint64_t sh
  * PK_RELEASE_BATCH owed ones into rel; *more: call again later. */
 int pk_releases_maintain(pk_actor_t *a, MDB_txn *txn, pk_msg_maint_t *rel, bool *more) PK_MUST_USE;
 
-/* Idempotent answers on the home shard (src/store/idempotency.c). */
+/* Idempotent answers on the home shard (src/store/idempotency.c).  Entries
+ * older than --idempotency-window are ignored, then purged. */
 /* Returns 1 and fills msg with the stored answer (or a 409/422 refusal),
  * 0 when there is none, or PK_ESTORE. */
 int pk_idem_replay(pk_store_t *st, MDB_txn *txn, pk_msg_t *msg) PK_MUST_USE;
-/* Stores msg's answer (status 0: still placing).  No-op without a key. */
+/* Stores msg's answer (status 0: still placing) and its expiry index
+ * entry.  No-op without a key.  Returns 0 or PK_ESTORE. */
 int pk_idem_record(pk_store_t *st, MDB_txn *txn, pk_msg_t *msg, int status) PK_MUST_USE;
+/*
+ * Idempotency part of the shard's maintenance: deletes idem_keys and
+ * idem_answers entries written more than --idempotency-window ago (at most
+ * 256 index entries per call, oldest first, each with its idem_due entry)
+ * and indexes, in steps of 256, entries of a data directory from before
+ * idem_due.  *next_due_ms: the next time there is work (now_ms when a bound
+ * was hit, INT64_MAX when nothing is stored).  Returns 0 or PK_ESTORE.
+ */
+int pk_idem_maintain(pk_actor_t *a, MDB_txn *txn, int64_t now_ms, int64_t *next_due_ms) PK_MUST_USE;
 
 #endif

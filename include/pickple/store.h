@@ -50,6 +50,7 @@ typedef enum pk_table {
     PK_TBL_USER_NOTIFS,  /* (u64 user id, u64 notification id) -> "" */
     PK_TBL_IDEM_KEYS,    /* (u64 user id, key) -> request fingerprint binding */
     PK_TBL_IDEM_ANSWERS, /* (u64 user id, key) -> first answer of the home shard */
+    PK_TBL_IDEM_DUE,     /* (u64 written_ms, u8 0: keys | 1: answers, u64 user id, key) -> "" */
     PK_TBL_USER_LAST,    /* u64 user id -> (u64 last chained order id, u64 chained count) */
     PK_TBL_COUNT,
 } pk_table_t;

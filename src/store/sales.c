@@ -201,7 +201,7 @@ static int pk__sales_maintain(pk_actor_t *a, MDB_txn *txn, int64_t now_ms, int64
 
 int pk_shard_maintain(pk_actor_t *a, MDB_txn *txn, int64_t now_ms, int64_t *next_due_ms, pk_msg_maint_t *rel)
 {
-    int64_t sales_next, orders_next;
+    int64_t sales_next, orders_next, idem_next;
     pk_msg_maint_t unused;
     if (rel == NULL) {
         rel = &unused;
@@ -211,7 +211,11 @@ int pk_shard_maintain(pk_actor_t *a, MDB_txn *txn, int64_t now_ms, int64_t *next
     if (rc == 0)
         rc = pk_orders_maintain(a, txn, now_ms, &orders_next, rel);
     if (rc == 0)
-        *next_due_ms = sales_next < orders_next ? sales_next : orders_next;
+        rc = pk_idem_maintain(a, txn, now_ms, &idem_next);
+    if (rc == 0) {
+        int64_t next = sales_next < orders_next ? sales_next : orders_next;
+        *next_due_ms = idem_next < next ? idem_next : next;
+    }
     return rc;
 }
 

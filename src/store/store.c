@@ -15,7 +15,7 @@ static const char *const pk__table_names[PK_TBL_COUNT] = {
     "meta",         "users",      "usernames",  "outbox",        "products",     "sales",
     "sale_ends",    "orders",     "order_due",  "user_orders",   "sale_users",   "reservations",
     "releases",     "deliveries", "notifications", "user_notifs", "idem_keys",   "idem_answers",
-    "user_last",
+    "idem_due",     "user_last",
 };
 static const char *const pk__seq_keys[PK_SEQ_COUNT] = {
     "seq.user", "seq.product", "seq.sale", "seq.order", "seq.payment", "seq.delivery", "seq.notification",
