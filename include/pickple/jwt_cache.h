@@ -3,20 +3,19 @@
  *
  * Verifying an HS256 token costs two SHA-256 passes and a JSON parse; a
  * flash-sale client sends the same token with every request.  Each actor
- * thread keeps the tokens it has verified in a direct-mapped table and
- * answers a repeat from it:
+ * thread keeps the tokens it has verified in a fixed table of four-way sets
+ * (least recently used out) and answers a repeat from it:
  *
  *   - only tokens that passed pk_jwt_verify() are stored: a forged token
  *     always pays the full check and never enters the table;
- *   - a hit compares every byte of the token in constant time
- *     (CRYPTO_memcmp), so the cache reveals nothing about the tokens it
- *     holds;
+ *   - a hit is a whole-token match compared in constant time
+ *     (CRYPTO_memcmp), after a 32-bit tag from the same keyed hash;
  *   - expiry is checked on every hit against the caller's clock;
- *   - the slot comes from a hash keyed with per-cache random bytes, so a
- *     client cannot aim its tokens at another user's slot.
+ *   - the set comes from a hash keyed with per-cache random bytes, so a
+ *     client cannot aim its tokens at another user's set.
  *
  * Not thread-safe by design: one cache per thread, no locks.  Fixed size:
- * PK_JWTC_SLOTS entries, tokens longer than PK_JWTC_TOKEN_BYTES are not
+ * PK_JWTC_SLOTS entries; tokens longer than PK_JWTC_TOKEN_BYTES are not
  * cached (they are verified every time).
  */
 #ifndef PICKPLE_JWT_CACHE_H
@@ -27,11 +26,14 @@
 
 #include "pickple/jwt.h"
 
-#define PK_JWTC_SLOTS 32768 /* power of two; 7.5 MiB per thread */
+#define PK_JWTC_SLOTS 32768 /* power of two; about 8 MiB per thread */
+#define PK_JWTC_WAYS 4
 #define PK_JWTC_TOKEN_BYTES 200 /* pickple's own tokens are about 180 */
 
 typedef struct pk_jwtc_slot {
     uint16_t js_len; /* 0: empty */
+    uint32_t js_tag;  /* high half of the token's hash */
+    uint64_t js_used; /* cache clock at the last use; 0: never */
     pk_jwt_claims_t js_claims;
     char js_token[PK_JWTC_TOKEN_BYTES];
 } pk_jwtc_slot_t;
@@ -39,6 +41,7 @@ typedef struct pk_jwtc_slot {
 typedef struct pk_jwtc {
     uint64_t jc_seed[2];
     uint64_t jc_hits, jc_misses;
+    uint64_t jc_clock; /* counts uses, for least-recently-used replacement */
     pk_jwtc_slot_t *jc_slots; /* PK_JWTC_SLOTS */
 } pk_jwtc_t;
 
