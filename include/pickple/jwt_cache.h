@@ -8,11 +8,10 @@
  *
  *   - only tokens that passed pk_jwt_verify() are stored: a forged token
  *     always pays the full check and never enters the table;
- *   - a hit is a whole-token match compared in constant time
- *     (CRYPTO_memcmp), after a 32-bit tag from the same keyed hash;
- *   - expiry is checked on every hit against the caller's clock;
- *   - the set comes from a hash keyed with per-cache random bytes, so a
- *     client cannot aim its tokens at another user's set.
+ *   - a hit is a whole-token match behind a set and a 32-bit tag taken
+ *     from the token's last signature characters mixed with per-cache
+ *     random bytes (src/auth/jwt_cache.c says why that is safe);
+ *   - expiry is checked on every hit against the caller's clock.
  *
  * Not thread-safe by design: one cache per thread, no locks.  Fixed size:
  * PK_JWTC_SLOTS entries; tokens longer than PK_JWTC_TOKEN_BYTES are not
@@ -30,10 +29,14 @@
 #define PK_JWTC_WAYS 4
 #define PK_JWTC_TOKEN_BYTES 200 /* pickple's own tokens are about 180 */
 
+/* One cache line per set: lookups read it and, on a tag match, one slot. */
+typedef struct pk_jwtc_set {
+    uint64_t jt_used[PK_JWTC_WAYS]; /* cache clock at the last use; 0: empty */
+    uint32_t jt_tag[PK_JWTC_WAYS];  /* high half of the token's hash */
+    uint16_t jt_len[PK_JWTC_WAYS];
+} __attribute__((aligned(64))) pk_jwtc_set_t;
+
 typedef struct pk_jwtc_slot {
-    uint16_t js_len; /* 0: empty */
-    uint32_t js_tag;  /* high half of the token's hash */
-    uint64_t js_used; /* cache clock at the last use; 0: never */
     pk_jwt_claims_t js_claims;
     char js_token[PK_JWTC_TOKEN_BYTES];
 } pk_jwtc_slot_t;
@@ -41,7 +44,8 @@ typedef struct pk_jwtc_slot {
 typedef struct pk_jwtc {
     uint64_t jc_seed[2];
     uint64_t jc_hits, jc_misses;
-    uint64_t jc_clock; /* counts uses, for least-recently-used replacement */
+    uint64_t jc_clock;        /* counts uses, for least-recently-used replacement */
+    pk_jwtc_set_t *jc_sets;   /* PK_JWTC_SLOTS / PK_JWTC_WAYS */
     pk_jwtc_slot_t *jc_slots; /* PK_JWTC_SLOTS */
 } pk_jwtc_t;
 

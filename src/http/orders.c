@@ -333,6 +333,8 @@ static void pk__bound(pk_actor_t *a, pk_msg_t *msg)
     pk__place(a, msg);
 }
 
+#define PK__SOLD_OUT_MESSAGE "not enough units left in this sale"
+
 /* Skips JSON whitespace. */
 static const char *pk__ws(const char *p, const char *end)
 {
@@ -401,7 +403,13 @@ void pk_h_order_create(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args
     if (plain && h2o_find_header_by_str(&req->headers, H2O_STRLIT("idempotency-key"), -1) < 0 &&
         pk_soldout_check(&a->a_rt->rt_actors[(uint64_t)plain_sale % n].a_soldout, (uint64_t)plain_sale,
                          args->ha_now_ms)) {
-        pk_http_error(req, args->ha_fmt_out, 409, "sold_out", "not enough units left in this sale");
+        /* What pk_http_error renders for this refusal, spelled out once. */
+        static const char sold_out_json[] =
+            "{\"error\":{\"code\":\"sold_out\",\"message\":\"" PK__SOLD_OUT_MESSAGE "\"}}";
+        if (args->ha_fmt_out == PK_FMT_JSON)
+            pk_http_send(req, PK_FMT_JSON, 409, sold_out_json, sizeof(sold_out_json) - 1);
+        else
+            pk_http_error(req, args->ha_fmt_out, 409, "sold_out", PK__SOLD_OUT_MESSAGE);
         return;
     }
     if (!plain && pk_http_body(req, args, &body) != 0)
@@ -435,7 +443,7 @@ void pk_h_order_create(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args
      * the owner, whose answer is the one remembered. */
     if (sale_form && mo->mo_key_len == 0 &&
         pk_soldout_check(&a->a_rt->rt_actors[o->o_sale_id % n].a_soldout, o->o_sale_id, args->ha_now_ms)) {
-        pk_http_error(req, args->ha_fmt_out, 409, "sold_out", "not enough units left in this sale");
+        pk_http_error(req, args->ha_fmt_out, 409, "sold_out", PK__SOLD_OUT_MESSAGE);
         goto drop;
     }
     if (pk_http_attach(req, msg) != 0) {
