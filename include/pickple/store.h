@@ -117,6 +117,15 @@ int pk_store_get_id(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t id, M
 /* Writes tbl[id] = data.  Returns 0 or PK_ESTORE. */
 int pk_store_put_id(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t id, const void *data, size_t len)
     PK_MUST_USE;
+/*
+ * Writes a new tbl[id] whose id is above every key in tbl (ids drawn from a
+ * sequence, outbox numbers): LMDB then fills pages to the brim instead of
+ * splitting them in half, so a batch of new orders writes half the pages.
+ * A key that is not the greatest falls back to a plain put.  0 or
+ * PK_ESTORE.
+ */
+int pk_store_append_id(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t id, const void *data, size_t len)
+    PK_MUST_USE;
 /* Pair-keyed index entries (hi, lo) -> value.  put/del return 0 or
  * PK_ESTORE (del of a missing entry is 0); get returns 0, PK_ENOTFOUND or
  * PK_ESTORE. */

@@ -43,16 +43,22 @@ static int pk__event(pk_store_t *st, MDB_txn *txn, const pk_order_t *o, pk__rend
 }
 
 /* Writes o (and its event of type, unless NULL). */
-static int pk__order_write(pk_store_t *st, MDB_txn *txn, const pk_order_t *o, const char *type, int64_t now_ms)
+static int pk__order_put(pk_store_t *st, MDB_txn *txn, const pk_order_t *o, const char *type, int64_t now_ms,
+                         bool is_new)
 {
     pk_buf_t rec = {0};
     int rc = pk_order_encode(o, &rec);
     if (rc == 0)
-        rc = pk_store_put_id(st, txn, PK_TBL_ORDERS, o->o_id, rec.b_data, rec.b_len);
+        rc = (is_new ? pk_store_append_id : pk_store_put_id)(st, txn, PK_TBL_ORDERS, o->o_id, rec.b_data, rec.b_len);
     pk_buf_free(&rec);
     if (rc == 0 && type != NULL)
         rc = pk__event(st, txn, o, pk_order_render, type, o->o_id, now_ms);
     return rc == 0 ? 0 : PK_ESTORE;
+}
+
+static int pk__order_write(pk_store_t *st, MDB_txn *txn, const pk_order_t *o, const char *type, int64_t now_ms)
+{
+    return pk__order_put(st, txn, o, type, now_ms, false);
 }
 
 static int pk__due_put(pk_store_t *st, MDB_txn *txn, int64_t at_ms, uint64_t order_id)
@@ -256,7 +262,8 @@ static int pk__order_placed(pk_actor_t *a, MDB_txn *txn, pk_msg_t *msg, pk_order
 {
     pk_store_t *st = &a->a_store;
     int rc;
-    if ((rc = pk__user_index(st, txn, o, chain)) != 0 || (rc = pk__order_write(st, txn, o, NULL, msg->m_now_ms)) != 0 ||
+    /* A chained order's id was drawn in this transaction: the greatest yet. */
+    if ((rc = pk__user_index(st, txn, o, chain)) != 0 || (rc = pk__order_put(st, txn, o, NULL, msg->m_now_ms, chain)) != 0 ||
         (rc = pk__announce_reply(st, txn, msg, o, "order.placed", msg->m_now_ms, 201)) != 0 ||
         (rc = pk__due_put(st, txn, o->o_expires_ms, o->o_id)) != 0)
         return rc;

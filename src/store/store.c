@@ -297,17 +297,31 @@ int pk_store_get_id(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t id, M
     return rc == 0 ? 0 : PK_ESTORE;
 }
 
-int pk_store_put_id(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t id, const void *data, size_t len)
+static int pk__put_id(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t id, const void *data, size_t len,
+                      unsigned flags)
 {
     uint8_t kb[8];
     pk_store_key_u64(id, kb);
     MDB_val k = {8, kb}, v = {len, (void *)data};
-    int rc = mdb_put(txn, st->st_dbi[tbl], &k, &v, 0);
+    int rc = mdb_put(txn, st->st_dbi[tbl], &k, &v, flags);
+    /* Refused before anything changed: the key is not the greatest. */
+    if (rc == MDB_KEYEXIST && (flags & MDB_APPEND))
+        rc = mdb_put(txn, st->st_dbi[tbl], &k, &v, 0);
     if (rc != 0) {
         pk_log_error("shard=%u put %s: %s", st->st_shard, pk__table_names[tbl], mdb_strerror(rc));
         return PK_ESTORE;
     }
     return 0;
+}
+
+int pk_store_put_id(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t id, const void *data, size_t len)
+{
+    return pk__put_id(st, txn, tbl, id, data, len, 0);
+}
+
+int pk_store_append_id(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t id, const void *data, size_t len)
+{
+    return pk__put_id(st, txn, tbl, id, data, len, MDB_APPEND);
 }
 
 void pk_store_key_pair(uint64_t hi, uint64_t lo, uint8_t out[16])
@@ -397,7 +411,7 @@ int pk_store_outbox_append(pk_store_t *st, MDB_txn *txn, const char *type, uint6
     pk_codec_pack_str(&pk, type, strlen(type));
     msgpack_pack_uint64(&pk, key_id);
     pk_codec_pack_str(&pk, value.b_data, value.b_len);
-    if ((rc = pk_store_put_id(st, txn, PK_TBL_OUTBOX, seq, rec.b_data, rec.b_len)) != 0)
+    if ((rc = pk_store_append_id(st, txn, PK_TBL_OUTBOX, seq, rec.b_data, rec.b_len)) != 0)
         goto fail;
     st->st_outbox_next = seq + 1;
     st->st_seq_dirty = true;
