@@ -28,8 +28,10 @@ int pk_orders_read(pk_store_t *st, MDB_txn *txn, uint64_t id, pk_order_t *o)
 
 typedef void (*pk__render_fn)(const pk_order_t *o, pk_out_t *out);
 
-static int pk__event(pk_store_t *st, MDB_txn *txn, const pk_order_t *o, pk__render_fn render, const char *type,
-                     uint64_t key, int64_t now_ms)
+/* Appends the event type with render(o) as its value; with keep, the
+ * rendered JSON is handed to the caller (on success) instead of freed. */
+static int pk__event_keep(pk_store_t *st, MDB_txn *txn, const pk_order_t *o, pk__render_fn render, const char *type,
+                          uint64_t key, int64_t now_ms, pk_buf_t *keep)
 {
     pk_buf_t json = {0};
     pk_out_t out;
@@ -38,8 +40,17 @@ static int pk__event(pk_store_t *st, MDB_txn *txn, const pk_order_t *o, pk__rend
     int rc = pk_out_finish(&out, &json);
     if (rc == 0)
         rc = pk_store_outbox_append(st, txn, type, key, now_ms, json.b_data, json.b_len);
-    pk_buf_free(&json);
+    if (rc == 0 && keep != NULL)
+        *keep = json;
+    else
+        pk_buf_free(&json);
     return rc == 0 ? 0 : PK_ESTORE;
+}
+
+static int pk__event(pk_store_t *st, MDB_txn *txn, const pk_order_t *o, pk__render_fn render, const char *type,
+                     uint64_t key, int64_t now_ms)
+{
+    return pk__event_keep(st, txn, o, render, type, key, now_ms, NULL);
 }
 
 /* Writes o (and its event of type, unless NULL). */
@@ -106,16 +117,8 @@ static int pk__announce_reply(pk_store_t *st, MDB_txn *txn, pk_msg_t *msg, const
                               int64_t now_ms, int status)
 {
     pk_buf_t json = {0};
-    pk_out_t out;
-    pk_out_init(&out, PK_FMT_JSON);
-    pk_order_render(o, &out);
-    int rc = pk_out_finish(&out, &json);
-    if (rc == 0)
-        rc = pk_store_outbox_append(st, txn, type, o->o_id, now_ms, json.b_data, json.b_len);
-    if (rc != 0) {
-        pk_buf_free(&json);
+    if (pk__event_keep(st, txn, o, pk_order_render, type, o->o_id, now_ms, &json) != 0)
         return PK_ESTORE;
-    }
     if (msg->m_fmt == PK_FMT_JSON) {
         pk_buf_free(&msg->m_body);
         msg->m_body = json;
