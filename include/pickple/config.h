@@ -31,6 +31,7 @@ typedef struct pk_config {
     char cf_kafka_brokers[1024]; /* "embedded", "off" or a bootstrap list */
     char cf_kafka_topic_prefix[128];
     unsigned cf_kafka_partitions; /* partitions of topics pickple creates */
+    char cf_kafka_config_file[4096]; /* extra librdkafka settings, "" none */
     char cf_tls_cert[PATH_MAX];
     char cf_tls_key[PATH_MAX];
     bool cf_log_json;

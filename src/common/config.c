@@ -24,6 +24,8 @@ static const char pk__usage[] =
     "  --kafka-brokers LIST|embedded|off   event mirroring target (embedded)\n"
     "  --kafka-topic-prefix P        topic prefix (pickple)\n"
     "  --kafka-partitions N          partitions of the topics pickple creates (6)\n"
+    "  --kafka-config-file FILE      extra librdkafka settings, key=value lines (security.protocol,\n"
+    "                                sasl.*, ssl.*, ...)\n"
     "  --tls-cert FILE --tls-key FILE   also serve TLS with ALPN h2\n"
     "  --log-format text|json        log lines on stderr (text)\n"
     "  --map-size MIB[k]             LMDB map size per shard, MiB or KiB (8192)\n"
@@ -152,6 +154,8 @@ static int pk__apply(pk_config_t *cf, const char *name, const char *v)
         cf->cf_kafka_partitions = (unsigned)n;
         return 0;
     }
+    if (PK__IS("kafka-config-file"))
+        return *v ? pk__copy(cf->cf_kafka_config_file, sizeof(cf->cf_kafka_config_file), v) : -EINVAL;
     if (PK__IS("tls-cert"))
         return pk__copy(cf->cf_tls_cert, sizeof(cf->cf_tls_cert), v);
     if (PK__IS("tls-key"))
@@ -186,7 +190,8 @@ static int pk__apply(pk_config_t *cf, const char *name, const char *v)
 
 static const char *const pk__option_names[] = {
     "listen", "threads", "data-dir", "sync", "order-ttl", "idempotency-window", "admin-password",
-    "jwt-secret-file", "token-ttl", "kafka-brokers", "kafka-topic-prefix", "kafka-partitions", "tls-cert",
+    "jwt-secret-file", "token-ttl", "kafka-brokers", "kafka-topic-prefix", "kafka-partitions",
+    "kafka-config-file", "tls-cert",
     "tls-key", "log-format", "map-size",
 };
 

@@ -40,6 +40,27 @@ typedef struct pk__kafka_shard {
     pk_store_t *ks_store; /* env and dbi handles only: immutable after open */
 } pk__kafka_shard_t;
 
+/* Extra librdkafka settings from --kafka-config-file (src/kafka/settings.c). */
+#define PK_KAFKA_SETTINGS_MAX 64
+#define PK_KAFKA_SETTING_LINE_MAX 4096
+
+typedef struct pk_kafka_settings {
+    unsigned kx_count;
+    char *kx_key[PK_KAFKA_SETTINGS_MAX];
+    char *kx_value[PK_KAFKA_SETTINGS_MAX];
+    unsigned kx_line[PK_KAFKA_SETTINGS_MAX];
+} pk_kafka_settings_t;
+
+/* Reads path.  0, or a negative error with a message naming the file, line
+ * and key in err (unreadable file, malformed line, a key pickple sets
+ * itself, more than PK_KAFKA_SETTINGS_MAX settings). */
+int pk_kafka_settings_load(pk_kafka_settings_t *s, const char *path, char *err, size_t err_size) PK_MUST_USE;
+/* Sets every setting on conf; the first librdkafka refuses is -EINVAL with
+ * its reason in err. */
+int pk_kafka_settings_apply(const pk_kafka_settings_t *s, const char *path, rd_kafka_conf_t *conf, char *err,
+                            size_t err_size) PK_MUST_USE;
+void pk_kafka_settings_free(pk_kafka_settings_t *s);
+
 struct pk_kafka {
     struct pk_runtime *k_rt;
     unsigned k_nshards;
@@ -47,6 +68,8 @@ struct pk_kafka {
     char k_brokers[1024];
     char k_prefix[128];
     unsigned k_partitions;
+    pk_kafka_settings_t k_settings; /* from --kafka-config-file */
+    const char *k_settings_path;
     bool k_create_topics;     /* a real cluster: try CreateTopics once */
     pk_kafka_mock_t *k_mock;  /* the embedded broker, or NULL */
     pthread_t k_thread;

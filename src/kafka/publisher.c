@@ -153,6 +153,12 @@ static int pk__producer_new(pk_kafka_t *k)
             return -EINVAL;
         }
     }
+    /* The operator's (security, rack, ...), checked at start-up already. */
+    if (pk_kafka_settings_apply(&k->k_settings, k->k_settings_path, conf, errstr, sizeof(errstr)) != 0) {
+        pk_log_error("kafka: %s", errstr);
+        rd_kafka_conf_destroy(conf);
+        return -EINVAL;
+    }
     rd_kafka_conf_set_opaque(conf, k);
     rd_kafka_conf_set_dr_msg_cb(conf, pk__on_delivery);
     rd_kafka_conf_set_error_cb(conf, pk__on_error);
@@ -468,6 +474,24 @@ int pk_kafka_start(pk_runtime_t *rt, pk_kafka_t **out)
             pk_log_info("kafka: shard=%u %llu events to ship from the outbox (after event %u-%llu)", i,
                         (unsigned long long)(st->st_outbox_next - 1 - acked), i, (unsigned long long)acked);
     }
+    if (cfg->cf_kafka_config_file[0] != '\0') {
+        /* Refused here, before any request is served, not at the first
+         * producer: a typo in a password setting must stop the start-up. */
+        char why[512];
+        rd_kafka_conf_t *probe = rd_kafka_conf_new();
+        k->k_settings_path = cfg->cf_kafka_config_file;
+        rc = pk_kafka_settings_load(&k->k_settings, k->k_settings_path, why, sizeof(why));
+        if (rc == 0)
+            rc = probe == NULL ? -ENOMEM : pk_kafka_settings_apply(&k->k_settings, k->k_settings_path, probe, why,
+                                                                     sizeof(why));
+        if (probe != NULL)
+            rd_kafka_conf_destroy(probe);
+        if (rc != 0) {
+            pk_log_error("kafka: --kafka-config-file: %s", why);
+            goto fail;
+        }
+        pk_log_info("kafka: %u settings from %s", k->k_settings.kx_count, k->k_settings_path);
+    }
     if (pipe2(k->k_rk_fd, O_NONBLOCK | O_CLOEXEC) != 0) {
         rc = -errno;
         goto fail;
@@ -530,6 +554,7 @@ void pk_kafka_free(pk_kafka_t *k)
     if (k->k_rk_fd[1] >= 0)
         close(k->k_rk_fd[1]);
     pk_waker_destroy(&k->k_waker);
+    pk_kafka_settings_free(&k->k_settings);
     free(k);
 }
 

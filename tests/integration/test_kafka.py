@@ -10,13 +10,15 @@ import datetime
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 
-from pickple_harness import (Server, assert_status, claims_for, forge_jwt, free_port, run_h2load, run_tests,
-                             tmp_path)
+from pickple_harness import (Server, ServerStartError, assert_status, claims_for, forge_jwt, free_port,
+                             run_h2load, run_tests, tmp_path)
 
 PREFIX = "pickple"
 TOPICS = ["users", "products", "sales", "orders", "payments", "deliveries", "notifications"]
@@ -484,6 +486,65 @@ def test_off_keeps_events_until_mirroring_is_on():
         assert sum(m["pickple_kafka_outbox_rows"].values()) == 0, m
     finally:
         s.kill9()
+        stop_devs()
+
+
+def test_kafka_config_file():
+    """--kafka-config-file passes librdkafka settings through (what a real
+    cluster needs: security, rack); a setting pickple's guarantees rest on,
+    an unknown one, a malformed line or a missing file stop the start-up
+    with a message naming the file, line and key."""
+    dev = kafka_dev()
+    tmp = tempfile.mkdtemp(prefix="pickple-kcfg-")
+    try:
+        good = os.path.join(tmp, "client.properties")
+        with open(good, "w") as f:
+            f.write("# plaintext to the development broker\n\n"
+                    "security.protocol = plaintext\n! another comment\nclient.rack=rack-a\nlinger.ms=1\n")
+        s = Server(threads=2, extra_args=["--kafka-brokers", dev.addr, "--kafka-config-file", good])
+        try:
+            tok = seller_token(s)
+            assert h2load_products(s, 200, tok)["2xx"] == 200
+            m = wait_drained(s)
+            check_events(consume(dev.addr), acked(m))
+            with open(s.log_path, errors="replace") as f:
+                assert "3 settings from " + good in f.read(), s.log_tail()
+        finally:
+            s.kill9()
+        bad = [
+            ("enable.idempotence=false\n", "client.properties:1: enable.idempotence is set by pickple"),
+            ("client.rack=a\n  acks = 1\n", "client.properties:2: acks is set by pickple"),
+            ("no.such.setting=1\n", "client.properties:1: No such configuration property"),
+            ("security.protocol\n", "client.properties:1: expected key=value"),
+            ("security.protocol=carrier-pigeon\n", "client.properties:1: Invalid value"),
+        ]
+        for text, want in bad:
+            with open(good, "w") as f:
+                f.write(text)
+            s = Server(threads=2, extra_args=["--kafka-brokers", dev.addr, "--kafka-config-file", good], start=False)
+            try:
+                s.start()
+                raise AssertionError(f"started with {text!r}")
+            except ServerStartError:
+                pass
+            finally:
+                s.kill9()
+            with open(s.log_path, errors="replace") as f:
+                log = f.read()
+            assert want in log, (text, log[-2000:])
+        missing = os.path.join(tmp, "nope.properties")
+        s = Server(threads=2, extra_args=["--kafka-brokers", dev.addr, "--kafka-config-file", missing], start=False)
+        try:
+            s.start()
+            raise AssertionError("started without its config file")
+        except ServerStartError:
+            pass
+        finally:
+            s.kill9()
+        with open(s.log_path, errors="replace") as f:
+            assert "cannot read " + missing in f.read()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
         stop_devs()
 
 
