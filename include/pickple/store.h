@@ -42,7 +42,7 @@ typedef enum pk_table {
     PK_TBL_ORDERS,       /* u64 id -> order record (home shard) */
     PK_TBL_ORDER_DUE,    /* (u64 expires_ms, u64 order id) -> "": unpaid orders */
     PK_TBL_USER_ORDERS,  /* (u64 user id, u64 order id) -> "" standalone, "c" chain checkpoint */
-    PK_TBL_SALE_USERS,   /* (u64 sale id, u64 user id) -> i64 units in live orders */
+    PK_TBL_SALE_USERS,   /* (u64 sale id, u64 user id) -> i64 units in live orders, beyond the buyer's row */
     PK_TBL_RESERVATIONS, /* u64 order id -> reservation of this shard's items */
     PK_TBL_RELEASES,     /* u64 order id -> u64 mask of shards still to release */
     PK_TBL_DELIVERIES,   /* u64 delivery id -> u64 order id */
@@ -51,7 +51,7 @@ typedef enum pk_table {
     PK_TBL_IDEM_KEYS,    /* (u64 user id, key) -> request fingerprint binding */
     PK_TBL_IDEM_ANSWERS, /* (u64 user id, key) -> first answer of the home shard */
     PK_TBL_IDEM_DUE,     /* (u64 written_ms, u8 0: keys | 1: answers, u64 user id, key) -> "" */
-    PK_TBL_USER_LAST,    /* u64 user id -> (u64 last chained order id, u64 chained count) */
+    PK_TBL_USER_LAST,    /* u64 user id -> (u64 last chained order, u64 count, up to 8 x (u64 sale, u64 held)) */
     PK_TBL_COUNT,
 } pk_table_t;
 

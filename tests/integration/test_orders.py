@@ -289,6 +289,42 @@ def test_own_orders_list_every_order_once_in_id_order():
     assert s.healthy()
 
 
+def test_limits_across_many_sales_of_one_shard():
+    # A buyer's units per sale live in their row for up to 8 sales of a
+    # shard and in sale_users beyond: the limit holds in both, units come
+    # back on cancel in both, and moving between them loses nothing.
+    s = srv()
+    _, seller = seller_of(s)
+    pid = product(s, seller, stock=500)
+    sids = [sale(s, seller, pid, quantity=5, limit=2) for _ in range(11)]
+    assert len({sid % 2 for sid in sids}) == 1  # a product's sales share its shard
+    _, cust = customer(s)
+    first = {}
+    for sid in sids:
+        r = s.call("POST", ORDERS, {"sale_id": sid, "quantity": 2}, token=cust)
+        assert_status(r, 201)
+        first[sid] = r.body["order_id"]
+    for sid in sids:
+        assert_error(s.call("POST", ORDERS, {"sale_id": sid, "quantity": 1}, token=cust), 409,
+                     "purchase_limit_exceeded")
+    # Give back the first (in the row) and the last (beyond it), buy again.
+    for sid in (sids[0], sids[-1]):
+        assert_status(s.call("POST", f"{ORDERS}/{first[sid]}/cancel", token=cust), 200)
+        assert_status(s.call("POST", ORDERS, {"sale_id": sid, "quantity": 1}, token=cust), 201)
+        assert_status(s.call("POST", ORDERS, {"sale_id": sid, "quantity": 1}, token=cust), 201)
+        assert_error(s.call("POST", ORDERS, {"sale_id": sid, "quantity": 1}, token=cust), 409,
+                     "purchase_limit_exceeded")
+    # Another buyer is not limited by the first one's units.
+    _, other = customer(s)
+    for sid in sids:
+        assert_status(s.call("POST", ORDERS, {"sale_id": sid, "quantity": 2}, token=other), 201)
+    for sid in sids:
+        r = s.call("GET", f"/api/v1/sales/{sid}")
+        assert_status(r, 200)
+        assert r.body["remaining"] == 1, r.body
+    assert s.healthy()
+
+
 def test_flash_sale_500_users_twice():
     s = srv()
     _, seller = seller_of(s)
