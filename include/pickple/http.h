@@ -99,6 +99,9 @@ int pk_http_field_str(h2o_req_t *req, const pk_http_args_t *args, json_t *obj, c
                       const char **s, size_t *len) PK_MUST_USE;
 int pk_http_field_int(h2o_req_t *req, const pk_http_args_t *args, json_t *obj, const char *name, bool required,
                       int64_t min, int64_t max, int64_t *out) PK_MUST_USE;
+/* pk_http_field_int for obj[key] named label in errors ("items[2].quantity"). */
+int pk_http_field_int_at(h2o_req_t *req, const pk_http_args_t *args, json_t *obj, const char *key,
+                         const char *label, bool required, int64_t min, int64_t max, int64_t *out) PK_MUST_USE;
 /* Answers 400 invalid_request with "<field>: <why>". */
 void pk_http_invalid(h2o_req_t *req, const pk_http_args_t *args, const char *field, const char *why);
 

@@ -115,17 +115,17 @@ int pk_http_body(h2o_req_t *req, const pk_http_args_t *args, json_t **out)
     return 0;
 }
 
-/* Finds a field: 0 with *v, 1 when absent and optional, -EINVAL (answered)
- * when absent and required. */
-static int pk__field(h2o_req_t *req, const pk_http_args_t *args, json_t *obj, const char *name, bool required,
-                     json_t **v)
+/* Finds obj[key] (label names it in errors): 0 with *v, 1 when absent and
+ * optional, -EINVAL (answered) when absent and required. */
+static int pk__field(h2o_req_t *req, const pk_http_args_t *args, json_t *obj, const char *key, const char *label,
+                     bool required, json_t **v)
 {
-    *v = json_object_get(obj, name);
+    *v = json_object_get(obj, key);
     if (*v != NULL)
         return 0;
     if (!required)
         return 1;
-    pk_http_invalid(req, args, name, "is required");
+    pk_http_invalid(req, args, label, "is required");
     return -EINVAL;
 }
 
@@ -133,7 +133,7 @@ int pk_http_field_str(h2o_req_t *req, const pk_http_args_t *args, json_t *obj, c
                       const char **s, size_t *len)
 {
     json_t *v;
-    int rc = pk__field(req, args, obj, name, required, &v);
+    int rc = pk__field(req, args, obj, name, name, required, &v);
     if (rc != 0)
         return rc;
     /* null is a wrong type here too: none of these fields is nullable. */
@@ -146,24 +146,30 @@ int pk_http_field_str(h2o_req_t *req, const pk_http_args_t *args, json_t *obj, c
     return 0;
 }
 
-int pk_http_field_int(h2o_req_t *req, const pk_http_args_t *args, json_t *obj, const char *name, bool required,
-                      int64_t min, int64_t max, int64_t *out)
+int pk_http_field_int_at(h2o_req_t *req, const pk_http_args_t *args, json_t *obj, const char *key,
+                         const char *label, bool required, int64_t min, int64_t max, int64_t *out)
 {
     char why[96];
     json_t *v;
-    int rc = pk__field(req, args, obj, name, required, &v);
+    int rc = pk__field(req, args, obj, key, label, required, &v);
     if (rc != 0)
         return rc;
     if (!json_is_integer(v)) {
-        pk_http_invalid(req, args, name, "must be an integer");
+        pk_http_invalid(req, args, label, "must be an integer");
         return -EINVAL;
     }
     json_int_t x = json_integer_value(v);
     if (x < min || x > max) {
         snprintf(why, sizeof(why), "must be between %lld and %lld", (long long)min, (long long)max);
-        pk_http_invalid(req, args, name, why);
+        pk_http_invalid(req, args, label, why);
         return -EINVAL;
     }
     *out = x;
     return 0;
+}
+
+int pk_http_field_int(h2o_req_t *req, const pk_http_args_t *args, json_t *obj, const char *name, bool required,
+                      int64_t min, int64_t max, int64_t *out)
+{
+    return pk_http_field_int_at(req, args, obj, name, name, required, min, max, out);
 }

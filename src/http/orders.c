@@ -19,33 +19,6 @@
 
 /* ---- request parsing ---- */
 
-/* Reads obj[key] as an integer in min..max; label names it in errors.
- * Returns 0, 1 when absent and optional, or -EINVAL (answered). */
-static int pk__int(h2o_req_t *req, const pk_http_args_t *args, json_t *obj, const char *key, const char *label,
-                   bool required, int64_t min, int64_t max, int64_t *out)
-{
-    char why[96];
-    json_t *v = json_object_get(obj, key);
-    if (v == NULL && !required)
-        return 1;
-    if (v == NULL) {
-        pk_http_invalid(req, args, label, "is required");
-        return -EINVAL;
-    }
-    if (!json_is_integer(v)) {
-        pk_http_invalid(req, args, label, "must be an integer");
-        return -EINVAL;
-    }
-    json_int_t x = json_integer_value(v);
-    if (x < min || x > max) {
-        snprintf(why, sizeof(why), "must be between %lld and %lld", (long long)min, (long long)max);
-        pk_http_invalid(req, args, label, why);
-        return -EINVAL;
-    }
-    *out = x;
-    return 0;
-}
-
 static int pk__text(h2o_req_t *req, const pk_http_args_t *args, json_t *obj, const char *key, const char *label,
                     size_t max, char *dst, uint16_t *len)
 {
@@ -108,10 +81,10 @@ static int pk__items(h2o_req_t *req, const pk_http_args_t *args, json_t *items, 
             return -EINVAL;
         }
         snprintf(label, sizeof(label), "items[%u].product_id", i);
-        if (pk__int(req, args, it, "product_id", label, true, 1, (int64_t)PK_ID_MAX, &pid) != 0)
+        if (pk_http_field_int_at(req, args, it, "product_id", label, true, 1, (int64_t)PK_ID_MAX, &pid) != 0)
             return -EINVAL;
         snprintf(label, sizeof(label), "items[%u].quantity", i);
-        if (pk__int(req, args, it, "quantity", label, true, 1, PK_STOCK_MAX, &q) != 0)
+        if (pk_http_field_int_at(req, args, it, "quantity", label, true, 1, PK_STOCK_MAX, &q) != 0)
             return -EINVAL;
         for (unsigned j = 0; j < i; j++) {
             if (o->o_items[j].oi_product_id == (uint64_t)pid) {
@@ -430,8 +403,8 @@ void pk_h_order_create(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args
         o->o_sale_id = (uint64_t)plain_sale;
         mo->mo_quantity = plain_qty;
     } else if (sale_form) {
-        if (pk__int(req, args, body, "sale_id", "sale_id", true, 1, (int64_t)PK_ID_MAX, &v) != 0 ||
-            pk__int(req, args, body, "quantity", "quantity", true, 1, PK_STOCK_MAX, &mo->mo_quantity) != 0)
+        if (pk_http_field_int(req, args, body, "sale_id", true, 1, (int64_t)PK_ID_MAX, &v) != 0 ||
+            pk_http_field_int(req, args, body, "quantity", true, 1, PK_STOCK_MAX, &mo->mo_quantity) != 0)
             goto drop;
         o->o_sale_id = (uint64_t)v;
     } else if (pk__items(req, args, items, o) != 0) {

@@ -702,10 +702,12 @@ static int pk__user_segment(pk__user_walk_t *w, bool first)
         w->uw_seg_val[PK__CHAIN_STRIDE - n] = v;
         id = o.o_prev_id;
     }
+    /* end > lower (a checkpoint seek past it, or the tail checked above). */
+    assert(n > 0);
     w->uw_seg_pos = PK__CHAIN_STRIDE - n;
     w->uw_seg_n = PK__CHAIN_STRIDE;
     w->uw_lower = end;
-    return n == 0 ? pk__user_segment(w, false) : 0;
+    return 0;
 }
 
 static int pk__user_page(pk_store_t *st, MDB_txn *txn, pk_msg_t *msg)
