@@ -30,6 +30,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 
+#include "pickple/buyers.h"
 #include "pickple/common.h"
 #include "pickple/config.h"
 #include "pickple/jwt.h"
@@ -212,6 +213,7 @@ struct pk_actor {
     h2o_timeout_t a_tick;
     h2o_timeout_entry_t a_tick_entry;
     pk_jwtc_t a_jwtc; /* bearer tokens this thread verified */
+    pk_buyers_t a_buyers; /* buyer rows written back (src/store/buyers.c) */
     /* Written by producers on other threads: keep on their own lines. */
     pk_waker_t a_waker __attribute__((aligned(PK_CACHE_LINE)));
     pk_mbox_t a_inbox __attribute__((aligned(PK_CACHE_LINE)));

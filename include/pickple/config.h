@@ -16,6 +16,9 @@
 /* --idempotency-window: how long an Idempotency-Key is remembered. */
 #define PK_IDEM_WINDOW_S_DEFAULT 86400u
 #define PK_IDEM_WINDOW_S_MAX (30u * 86400)
+/* --buyer-flush-ms: see include/pickple/buyers.h. */
+#define PK_BUYER_FLUSH_MS_DEFAULT 1000u
+#define PK_BUYER_FLUSH_MS_MAX 3600000u
 
 typedef struct pk_config {
     char cf_listen_host[256];
@@ -25,6 +28,7 @@ typedef struct pk_config {
     bool cf_sync_full;
     uint32_t cf_order_ttl_s;
     uint32_t cf_idempotency_window_s; /* 1..PK_IDEM_WINDOW_S_MAX */
+    uint32_t cf_buyer_flush_ms;       /* 1..PK_BUYER_FLUSH_MS_MAX (buyers.h) */
     char cf_admin_password[256]; /* empty: no bootstrap */
     char cf_jwt_secret_file[PATH_MAX]; /* empty: <data-dir>/jwt-secret */
     uint32_t cf_token_ttl_s;

@@ -51,7 +51,7 @@ typedef enum pk_table {
     PK_TBL_IDEM_KEYS,    /* (u64 user id, key) -> request fingerprint binding */
     PK_TBL_IDEM_ANSWERS, /* (u64 user id, key) -> first answer of the home shard */
     PK_TBL_IDEM_DUE,     /* (u64 written_ms, u8 0: keys | 1: answers, u64 user id, key) -> "" */
-    PK_TBL_USER_LAST,    /* u64 user id -> (u64 last chained order, u64 count, up to 8 x (u64 sale, u64 held)) */
+    PK_TBL_USER_LAST,    /* u64 user id -> buyer row (include/pickple/buyers.h), written back */
     PK_TBL_COUNT,
 } pk_table_t;
 
@@ -94,6 +94,11 @@ int pk_data_dir_init(const char *data_dir, unsigned *nshards, char *err, size_t 
 int pk_store_open(pk_store_t *st, const char *data_dir, unsigned shard, unsigned nshards, bool sync_full,
                   size_t map_bytes) PK_MUST_USE;
 void pk_store_close(pk_store_t *st);
+
+/* Meta table u64 values by name: get returns 0, PK_ENOTFOUND or PK_ESTORE;
+ * put 0 or PK_ESTORE. */
+int pk_store_meta_get_u64(pk_store_t *st, MDB_txn *txn, const char *name, uint64_t *out) PK_MUST_USE;
+int pk_store_meta_put_u64(pk_store_t *st, MDB_txn *txn, const char *name, uint64_t value) PK_MUST_USE;
 
 /* Begins a transaction (read-only or write).  Returns 0 or PK_ESTORE. */
 int pk_store_begin(pk_store_t *st, bool readonly, MDB_txn **txn) PK_MUST_USE;

@@ -97,6 +97,19 @@ static void pk__reply(pk_actor_t *self, pk_msg_t *msg)
     (void)rc;
 }
 
+_Static_assert(PK_BUYERS_FLUSH_AT + PK_BATCH_MAX <= PK_BUYERS_MAX, "a batch's rows stay pending");
+
+/* Replays the orders the stored buyer rows lack (include/pickple/buyers.h). */
+static int pk__buyers_rebuild(pk_actor_t *a, MDB_txn *txn)
+{
+    uint64_t replayed;
+    int rc = pk_buyers_rebuild(&a->a_store, &a->a_buyers, txn, pk_now_ms(), &replayed);
+    if (rc == 0 && replayed > 0)
+        pk_log_info("shard=%u buyer rows: replayed %llu orders placed after their last flush", a->a_index,
+                    (unsigned long long)replayed);
+    return rc;
+}
+
 /*
  * Applies up to PK_BATCH_MAX queued messages in one transaction and commits
  * once before any reply leaves: an acknowledged change is durable, and
@@ -116,13 +129,21 @@ static void pk__apply_batch(pk_actor_t *a)
         return;
     MDB_txn *txn = NULL;
     uint64_t t0 = pk_mono_ns();
+    /* Buyer rows thrown away by an abort are rebuilt first, which writes. */
+    readonly = readonly && !a->a_buyers.bs_stale;
     int rc = pk_store_begin(&a->a_store, readonly, &txn);
+    if (rc == 0 && a->a_buyers.bs_stale)
+        rc = pk__buyers_rebuild(a, txn);
     unsigned applied = 0;
     for (; rc == 0 && applied < n; applied++) {
         msg = batch[applied];
         msg->m_status = 0;
         rc = msg->m_op->op_apply(a, txn, msg);
         assert(rc != 0 || msg->m_status != 0);
+    }
+    if (rc == 0 && !readonly) {
+        int64_t unused;
+        rc = pk_buyers_maintain(&a->a_store, &a->a_buyers, txn, pk_now_ms(), false, &unused);
     }
     if (rc == 0) {
         if (readonly) {
@@ -149,8 +170,10 @@ static void pk__apply_batch(pk_actor_t *a)
         pk_store_abort(&a->a_store, txn);
     }
     if (rc != 0) {
-        /* In-memory schedule may describe the aborted writes: re-derive it. */
+        /* In-memory schedule and buyer rows may describe the aborted
+         * writes: re-derive them. */
         a->a_next_due_ms = 0;
+        pk_buyers_discard(&a->a_buyers);
         PK_STAT_ADD(a->a_stats.as_store_errors, 1);
         pk_log_error("shard=%u batch of %u aborted: %s", a->a_index, n, pk_strerror(rc));
         for (unsigned i = 0; i < n; i++)
@@ -400,6 +423,7 @@ int pk_runtime_open(pk_runtime_t *rt, const pk_config_t *cfg, unsigned nshards)
             goto fail;
         opened++;
         if ((rc = pk_waker_init(&a->a_waker)) != 0 || (rc = pk_jwtc_init(&a->a_jwtc)) != 0 ||
+            (rc = pk_buyers_init(&a->a_buyers, cfg->cf_buyer_flush_ms)) != 0 ||
             (rc = pk_mbox_init(&a->a_inbox, nshards, PK_INBOX_CAPACITY, &a->a_waker)) != 0 ||
             (rc = pk_mbox_init(&a->a_replies, nshards + rt->rt_workers.wk_count, PK_REPLY_CAPACITY, &a->a_waker)) !=
                 0)
@@ -419,7 +443,8 @@ int pk_runtime_open(pk_runtime_t *rt, const pk_config_t *cfg, unsigned nshards)
         if ((rc = pk_store_begin(&a->a_store, false, &txn)) != 0)
             goto fail;
         int64_t now = pk_now_ms();
-        if ((rc = pk_shard_maintain(a, txn, now, &a->a_next_due_ms, NULL)) != 0) {
+        if ((a->a_buyers.bs_stale && (rc = pk__buyers_rebuild(a, txn)) != 0) ||
+            (rc = pk_shard_maintain(a, txn, now, &a->a_next_due_ms, NULL)) != 0) {
             pk_store_abort(&a->a_store, txn);
             goto fail;
         }
@@ -475,6 +500,7 @@ static void pk__close_all(pk_runtime_t *rt, unsigned opened)
         pk_mbox_destroy(&a->a_replies);
         pk_waker_destroy(&a->a_waker);
         pk_jwtc_destroy(&a->a_jwtc);
+        pk_buyers_destroy(&a->a_buyers);
         if (i < opened)
             pk_store_close(&a->a_store);
     }
@@ -487,6 +513,23 @@ bool pk_runtime_ready(pk_runtime_t *rt)
     return ck_pr_load_uint(&rt->rt_started) == rt->rt_nactors && ck_pr_load_uint(&rt->rt_stopping) == 0;
 }
 
+static void pk__buyers_final_flush(pk_actor_t *a)
+{
+    MDB_txn *txn;
+    if (a->a_buyers.bs_stale || a->a_buyers.bs_count == 0)
+        return;
+    if (pk_store_begin(&a->a_store, false, &txn) != 0)
+        goto fail;
+    if (pk_buyers_flush(&a->a_store, &a->a_buyers, txn) != 0) {
+        pk_store_abort(&a->a_store, txn);
+        goto fail;
+    }
+    if (pk_store_commit(&a->a_store, txn) == 0)
+        return;
+fail:
+    pk_log_warn("shard=%u buyer rows not flushed at shutdown: the next start replays their orders", a->a_index);
+}
+
 void pk_runtime_stop(pk_runtime_t *rt)
 {
     ck_pr_store_uint(&rt->rt_stopping, 1);
@@ -495,6 +538,10 @@ void pk_runtime_stop(pk_runtime_t *rt)
     for (unsigned i = 0; i < rt->rt_nactors; i++)
         pthread_join(rt->rt_actors[i].a_thread, NULL);
     pk_workers_stop(&rt->rt_workers);
+    /* No actor runs: pending buyer rows are stored, so a restart replays
+     * nothing. */
+    for (unsigned i = 0; i < rt->rt_nactors; i++)
+        pk__buyers_final_flush(&rt->rt_actors[i]);
     /* Every committed event had its chance to be shipped; the cursors are
      * persisted while the stores are still open. */
     if (rt->rt_kafka != NULL)
@@ -511,6 +558,7 @@ void pk_runtime_stop(pk_runtime_t *rt)
         pk_mbox_destroy(&a->a_replies);
         pk_waker_destroy(&a->a_waker);
         pk_jwtc_destroy(&a->a_jwtc);
+        pk_buyers_destroy(&a->a_buyers);
     }
     pk_log_info("stopped: %llu group commits, %llu messages, largest batch %llu", (unsigned long long)batches,
                 (unsigned long long)msgs, (unsigned long long)max);

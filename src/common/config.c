@@ -18,6 +18,7 @@ static const char pk__usage[] =
     "  --sync full|none              fsync every group commit (full)\n"
     "  --order-ttl SECONDS           payment deadline of new orders (300)\n"
     "  --idempotency-window SECONDS  how long an Idempotency-Key is remembered (86400)\n"
+    "  --buyer-flush-ms MS           longest a buyer row waits in memory before it is stored (1000)\n"
     "  --admin-password PW           create user admin on first start\n"
     "  --jwt-secret-file FILE        HS256 secret (generated in the data dir)\n"
     "  --token-ttl SECONDS           lifetime of issued tokens (3600)\n"
@@ -126,6 +127,12 @@ static int pk__apply(pk_config_t *cf, const char *name, const char *v)
         cf->cf_idempotency_window_s = (uint32_t)n;
         return 0;
     }
+    if (PK__IS("buyer-flush-ms")) {
+        if (pk_parse_u64(v, 1, PK_BUYER_FLUSH_MS_MAX, &n) != 0)
+            return -EINVAL;
+        cf->cf_buyer_flush_ms = (uint32_t)n;
+        return 0;
+    }
     if (PK__IS("admin-password")) {
         size_t len = strlen(v);
         if (len < 8 || len > 128)
@@ -189,7 +196,8 @@ static int pk__apply(pk_config_t *cf, const char *name, const char *v)
 }
 
 static const char *const pk__option_names[] = {
-    "listen", "threads", "data-dir", "sync", "order-ttl", "idempotency-window", "admin-password",
+    "listen", "threads", "data-dir", "sync", "order-ttl", "idempotency-window", "buyer-flush-ms",
+    "admin-password",
     "jwt-secret-file", "token-ttl", "kafka-brokers", "kafka-topic-prefix", "kafka-partitions",
     "kafka-config-file", "tls-cert",
     "tls-key", "log-format", "map-size",
@@ -206,6 +214,7 @@ int pk_config_parse(pk_config_t *cf, int argc, char **argv, char *err, size_t er
     cf->cf_sync_full = true;
     cf->cf_order_ttl_s = 300;
     cf->cf_idempotency_window_s = PK_IDEM_WINDOW_S_DEFAULT;
+    cf->cf_buyer_flush_ms = PK_BUYER_FLUSH_MS_DEFAULT;
     cf->cf_token_ttl_s = 3600;
     strcpy(cf->cf_kafka_brokers, "embedded");
     strcpy(cf->cf_kafka_topic_prefix, "pickple");

@@ -131,142 +131,41 @@ static int pk__announce_reply(pk_store_t *st, MDB_txn *txn, pk_msg_t *msg, const
 }
 
 /*
- * A buyer's row (PK_TBL_USER_LAST, one per user and shard).  Under a flash
- * sale every order used to write two random rows per buyer, an index entry
- * and the units held in the sale, and those leaf pages dominated the group
- * commit's fsync.  Both now live in this one row, written once per order.
- *
  * Per-user order index: listing a user's orders needs them by user, but a
  * B-tree keyed (user, order) takes one random leaf per order.  So an order
  * whose id was drawn in the transaction that places it (sale orders,
  * one-shard catalog orders: ids rise in placement order) joins its user's
  * chain instead: o_prev_id points to the user's previous chained order and
- * the row holds the newest one and the count.  Every PK__CHAIN_STRIDE-th
- * chained order is also a checkpoint ("c") in PK_TBL_USER_ORDERS, so a page
- * walk finds where to start with a B-tree seek and walks at most
- * PK__CHAIN_STRIDE records per segment.  Orders placed by a later
- * confirmation (cross-shard catalog orders, ids drawn earlier) stay
- * standalone entries ("").
- *
- * Units held per sale (the per-user limit): the row keeps up to
- * PK__ROW_SALES sales with units in live orders; a buyer holding units in
- * more sales of this shard, and rows written before this layout, keep the
- * rest in PK_TBL_SALE_USERS, which is read when the row has no entry.
+ * the buyer's row (include/pickple/buyers.h) holds the newest one and the
+ * count.  Every PK__CHAIN_STRIDE-th chained order is also a checkpoint
+ * ("c") in PK_TBL_USER_ORDERS, so a page walk finds where to start with a
+ * B-tree seek and walks at most PK__CHAIN_STRIDE records per segment.
+ * Orders placed by a later confirmation (cross-shard catalog orders, ids
+ * drawn earlier) stay standalone entries ("").
  */
 #define PK__CHAIN_STRIDE 16
-#define PK__ROW_SALES 8
 
-typedef struct pk__buyer {
-    uint64_t b_user;
-    uint64_t b_last, b_count; /* newest chained order, chained orders */
-    unsigned b_nsales;
-    uint64_t b_sale[PK__ROW_SALES];
-    int64_t b_held[PK__ROW_SALES]; /* > 0 */
-    bool b_dirty;
-} pk__buyer_t;
-
-/* Value: [u64 last][u64 count] then [u64 sale][u64 held] per sale. */
-static int pk__buyer_read(pk_store_t *st, MDB_txn *txn, uint64_t user, pk__buyer_t *b)
+static pk_buyers_t *pk__buyers(pk_store_t *st)
 {
-    MDB_val v;
-    memset(b, 0, sizeof(*b));
-    b->b_user = user;
-    int rc = pk_store_get_id(st, txn, PK_TBL_USER_LAST, user, &v);
-    if (rc == PK_ENOTFOUND)
-        return 0;
-    if (rc != 0 || v.mv_size < 16 || (v.mv_size - 16) % 16 != 0 || (v.mv_size - 16) / 16 > PK__ROW_SALES)
-        return PK_ESTORE;
-    const uint8_t *p = v.mv_data;
-    MDB_val f = {8, (void *)p};
-    b->b_last = pk_store_u64_of_key(&f);
-    f.mv_data = (void *)(p + 8);
-    b->b_count = pk_store_u64_of_key(&f);
-    b->b_nsales = (unsigned)((v.mv_size - 16) / 16);
-    for (unsigned i = 0; i < b->b_nsales; i++) {
-        f.mv_data = (void *)(p + 16 + 16 * i);
-        b->b_sale[i] = pk_store_u64_of_key(&f);
-        f.mv_data = (void *)(p + 24 + 16 * i);
-        b->b_held[i] = (int64_t)pk_store_u64_of_key(&f);
-        if (b->b_held[i] <= 0 || b->b_held[i] > PK_STOCK_MAX)
-            return PK_ESTORE;
-    }
-    return 0;
+    return &pk_actor_of_store(st)->a_buyers;
 }
 
-static int pk__buyer_write(pk_store_t *st, MDB_txn *txn, pk__buyer_t *b)
+static int pk__buyer_read(pk_store_t *st, MDB_txn *txn, uint64_t user, pk_buyer_t *b)
 {
-    uint8_t v[16 + 16 * PK__ROW_SALES];
-    assert(b->b_nsales <= PK__ROW_SALES);
-    pk_store_key_u64(b->b_last, v);
-    pk_store_key_u64(b->b_count, v + 8);
-    for (unsigned i = 0; i < b->b_nsales; i++) {
-        assert(b->b_held[i] > 0);
-        pk_store_key_u64(b->b_sale[i], v + 16 + 16 * i);
-        pk_store_key_u64((uint64_t)b->b_held[i], v + 24 + 16 * i);
-    }
-    b->b_dirty = false;
-    return pk_store_put_id(st, txn, PK_TBL_USER_LAST, b->b_user, v, 16 + 16 * (size_t)b->b_nsales);
+    return pk_buyer_read(st, pk__buyers(st), txn, user, b);
 }
 
-/* Units the buyer holds in live orders of sale. */
-static int pk__held_get(pk_store_t *st, MDB_txn *txn, const pk__buyer_t *b, uint64_t sale, int64_t *held)
+/* Saves b: pending (through: stored in this transaction). */
+static int pk__buyer_save(pk_store_t *st, MDB_txn *txn, pk_buyer_t *b, bool through, int64_t now_ms)
 {
-    MDB_val v;
-    *held = 0;
-    for (unsigned i = 0; i < b->b_nsales; i++) {
-        if (b->b_sale[i] == sale) {
-            *held = b->b_held[i];
-            return 0;
-        }
-    }
-    int rc = pk_store_get_pair(st, txn, PK_TBL_SALE_USERS, sale, b->b_user, &v);
-    if (rc == PK_ENOTFOUND)
-        return 0;
-    if (rc != 0 || v.mv_size != 8)
-        return PK_ESTORE;
-    *held = (int64_t)pk_store_u64_of_key(&v);
-    return 0;
-}
-
-/* Sets the units held in sale: in the row when it is there or fits (the
- * caller writes the row), else in PK_TBL_SALE_USERS. */
-static int pk__held_set(pk_store_t *st, MDB_txn *txn, pk__buyer_t *b, uint64_t sale, int64_t held)
-{
-    uint8_t v[8];
-    assert(held >= 0);
-    for (unsigned i = 0; i < b->b_nsales; i++) {
-        if (b->b_sale[i] != sale)
-            continue;
-        b->b_dirty = true;
-        if (held > 0) {
-            b->b_held[i] = held;
-        } else {
-            b->b_nsales--;
-            b->b_sale[i] = b->b_sale[b->b_nsales];
-            b->b_held[i] = b->b_held[b->b_nsales];
-        }
-        return 0;
-    }
-    if (held > 0 && b->b_nsales < PK__ROW_SALES) {
-        b->b_sale[b->b_nsales] = sale;
-        b->b_held[b->b_nsales] = held;
-        b->b_nsales++;
-        b->b_dirty = true;
-        /* Moved into the row: an older entry must not shadow it later.
-         * (A missing entry is only looked up, nothing is written.) */
-        return pk_store_del_pair(st, txn, PK_TBL_SALE_USERS, sale, b->b_user);
-    }
-    if (held == 0)
-        return pk_store_del_pair(st, txn, PK_TBL_SALE_USERS, sale, b->b_user);
-    pk_store_key_u64((uint64_t)held, v);
-    return pk_store_put_pair(st, txn, PK_TBL_SALE_USERS, sale, b->b_user, v, 8);
+    return pk_buyer_save(st, pk__buyers(st), txn, b, through, now_ms, &pk_actor_of_store(st)->a_next_due_ms);
 }
 
 /* Indexes o for its user: chained (b: the buyer's row, read when NULL,
  * written here) or a standalone entry. */
-static int pk__user_index(pk_store_t *st, MDB_txn *txn, pk_order_t *o, bool chain, pk__buyer_t *b)
+static int pk__user_index(pk_store_t *st, MDB_txn *txn, pk_order_t *o, bool chain, pk_buyer_t *b, int64_t now_ms)
 {
-    pk__buyer_t own;
+    pk_buyer_t own;
     int rc;
     if (!chain)
         return pk_store_put_pair(st, txn, PK_TBL_USER_ORDERS, o->o_user_id, o->o_id, "", 0);
@@ -279,7 +178,8 @@ static int pk__user_index(pk_store_t *st, MDB_txn *txn, pk_order_t *o, bool chai
     o->o_prev_id = b->b_last;
     b->b_last = o->o_id;
     b->b_count++;
-    if ((rc = pk__buyer_write(st, txn, b)) != 0)
+    b->b_changed = true;
+    if ((rc = pk__buyer_save(st, txn, b, false, now_ms)) != 0)
         return rc;
     if (b->b_count % PK__CHAIN_STRIDE == 0)
         rc = pk_store_put_pair(st, txn, PK_TBL_USER_ORDERS, o->o_user_id, o->o_id, "c", 1);
@@ -314,16 +214,18 @@ static int pk__sale_release(pk_actor_t *a, MDB_txn *txn, const pk_order_t *o, in
     }
     if (pk_sales_write(st, txn, &s, NULL, now_ms) != 0)
         return PK_ESTORE;
-    pk__buyer_t b;
+    pk_buyer_t b;
     int rc = pk__buyer_read(st, txn, o->o_user_id, &b);
     if (rc == 0)
-        rc = pk__held_get(st, txn, &b, o->o_sale_id, &held);
+        rc = pk_buyer_held(st, txn, &b, o->o_sale_id, &held);
     if (rc != 0)
         return rc;
     assert(held >= q);
-    if ((rc = pk__held_set(st, txn, &b, o->o_sale_id, held - q)) != 0)
+    if ((rc = pk_buyer_set_held(st, txn, &b, o->o_sale_id, held - q)) != 0)
         return rc;
-    return b.b_dirty ? pk__buyer_write(st, txn, &b) : 0;
+    /* Through: a replay of the orders above the watermark relies on every
+     * release being stored with its order (include/pickple/buyers.h). */
+    return pk__buyer_save(st, txn, &b, true, now_ms);
 }
 
 /* Returns an order's units: called exactly once, when the order leaves a
@@ -363,12 +265,12 @@ static void pk__order_new(pk_actor_t *a, pk_msg_t *msg, pk_order_t *o, pk_order_
 /* The order is now pending payment: index it and announce it.  chain: its
  * id was drawn in this transaction (see the per-user order index). */
 static int pk__order_placed(pk_actor_t *a, MDB_txn *txn, pk_msg_t *msg, pk_order_t *o, bool chain,
-                            pk__buyer_t *b)
+                            pk_buyer_t *b)
 {
     pk_store_t *st = &a->a_store;
     int rc;
     /* A chained order's id was drawn in this transaction: the greatest yet. */
-    if ((rc = pk__user_index(st, txn, o, chain, b)) != 0 || (rc = pk__order_put(st, txn, o, NULL, msg->m_now_ms, chain)) != 0 ||
+    if ((rc = pk__user_index(st, txn, o, chain, b, msg->m_now_ms)) != 0 || (rc = pk__order_put(st, txn, o, NULL, msg->m_now_ms, chain)) != 0 ||
         (rc = pk__announce_reply(st, txn, msg, o, "order.placed", msg->m_now_ms, 201)) != 0 ||
         (rc = pk__due_put(st, txn, o->o_expires_ms, o->o_id)) != 0)
         return rc;
@@ -390,7 +292,7 @@ static int pk__place_sale_apply(pk_actor_t *a, MDB_txn *txn, pk_msg_t *msg)
     pk_msg_order_t *mo = &msg->u.order;
     pk_order_t *o = &mo->mo_order;
     pk_sale_t s;
-    pk__buyer_t b;
+    pk_buyer_t b;
     int64_t held = 0;
     int rc = pk_idem_replay(st, txn, msg);
     if (rc != 0)
@@ -401,7 +303,7 @@ static int pk__place_sale_apply(pk_actor_t *a, MDB_txn *txn, pk_msg_t *msg)
     if (rc != 0)
         return rc;
     if ((rc = pk__buyer_read(st, txn, msg->m_subject, &b)) != 0 ||
-        (rc = pk__held_get(st, txn, &b, s.s_id, &held)) != 0)
+        (rc = pk_buyer_held(st, txn, &b, s.s_id, &held)) != 0)
         return rc;
     switch (pk_sale_admit(&s, msg->m_now_ms, held, mo->mo_quantity)) {
     case PK_ADMIT_NOT_STARTED:
@@ -433,7 +335,7 @@ static int pk__place_sale_apply(pk_actor_t *a, MDB_txn *txn, pk_msg_t *msg)
     assert(held <= s.s_per_user_limit);
     /* The row is written once, with the chain, by pk__order_placed. */
     if ((rc = pk_sales_write(st, txn, &s, s.s_remaining == 0 ? "sale.sold_out" : NULL, msg->m_now_ms)) != 0 ||
-        (rc = pk__held_set(st, txn, &b, s.s_id, held)) != 0)
+        (rc = pk_buyer_set_held(st, txn, &b, s.s_id, held)) != 0)
         return rc;
     if (s.s_remaining == 0)
         pk_soldout_set(&a->a_soldout, s.s_id, s.s_ends_ms);
@@ -682,7 +584,7 @@ static int pk__user_segment(pk__user_walk_t *w, bool first)
         if (w->uw_tail_done)
             return 1;
         w->uw_tail_done = true;
-        pk__buyer_t b;
+        pk_buyer_t b;
         if ((rc = pk__buyer_read(w->uw_st, w->uw_txn, w->uw_user, &b)) != 0)
             return rc;
         end = b.b_last;

@@ -201,7 +201,7 @@ static int pk__sales_maintain(pk_actor_t *a, MDB_txn *txn, int64_t now_ms, int64
 
 int pk_shard_maintain(pk_actor_t *a, MDB_txn *txn, int64_t now_ms, int64_t *next_due_ms, pk_msg_maint_t *rel)
 {
-    int64_t sales_next, orders_next, idem_next;
+    int64_t sales_next, orders_next, idem_next, buyers_next;
     pk_msg_maint_t unused;
     if (rel == NULL) {
         rel = &unused;
@@ -212,9 +212,12 @@ int pk_shard_maintain(pk_actor_t *a, MDB_txn *txn, int64_t now_ms, int64_t *next
         rc = pk_orders_maintain(a, txn, now_ms, &orders_next, rel);
     if (rc == 0)
         rc = pk_idem_maintain(a, txn, now_ms, &idem_next);
+    if (rc == 0)
+        rc = pk_buyers_maintain(&a->a_store, &a->a_buyers, txn, now_ms, false, &buyers_next);
     if (rc == 0) {
         int64_t next = sales_next < orders_next ? sales_next : orders_next;
-        *next_due_ms = idem_next < next ? idem_next : next;
+        next = idem_next < next ? idem_next : next;
+        *next_due_ms = buyers_next < next ? buyers_next : next;
     }
     return rc;
 }

@@ -101,7 +101,7 @@ uint64_t pk_store_u64_of_key(const MDB_val *key)
     return v;
 }
 
-static int pk__meta_get_u64(pk_store_t *st, MDB_txn *txn, const char *name, uint64_t *out)
+int pk_store_meta_get_u64(pk_store_t *st, MDB_txn *txn, const char *name, uint64_t *out)
 {
     MDB_val k = {strlen(name), (void *)name}, v;
     int rc = mdb_get(txn, st->st_dbi[PK_TBL_META], &k, &v);
@@ -113,7 +113,7 @@ static int pk__meta_get_u64(pk_store_t *st, MDB_txn *txn, const char *name, uint
     return 0;
 }
 
-static int pk__meta_put_u64(pk_store_t *st, MDB_txn *txn, const char *name, uint64_t value)
+int pk_store_meta_put_u64(pk_store_t *st, MDB_txn *txn, const char *name, uint64_t value)
 {
     uint8_t buf[8];
     pk_store_key_u64(value, buf);
@@ -125,7 +125,7 @@ static int pk__meta_put_u64(pk_store_t *st, MDB_txn *txn, const char *name, uint
 static int pk__load_counters(pk_store_t *st, MDB_txn *txn)
 {
     for (int i = 0; i < PK_SEQ_COUNT; i++) {
-        int rc = pk__meta_get_u64(st, txn, pk__seq_keys[i], &st->st_seq[i]);
+        int rc = pk_store_meta_get_u64(st, txn, pk__seq_keys[i], &st->st_seq[i]);
         if (rc == PK_ENOTFOUND)
             st->st_seq[i] = 0;
         else if (rc != 0)
@@ -141,7 +141,7 @@ static int pk__load_counters(pk_store_t *st, MDB_txn *txn)
     } else if (rc == MDB_NOTFOUND) {
         /* An empty outbox after trimming must not reuse event ids. */
         uint64_t next = 1;
-        int mrc = pk__meta_get_u64(st, txn, "outbox.next", &next);
+        int mrc = pk_store_meta_get_u64(st, txn, "outbox.next", &next);
         if (mrc != 0 && mrc != PK_ENOTFOUND) {
             mdb_cursor_close(cur);
             return mrc;
@@ -187,9 +187,9 @@ int pk_store_open(pk_store_t *st, const char *data_dir, unsigned shard, unsigned
             goto fail_lmdb;
     }
     uint64_t format;
-    rc = pk__meta_get_u64(st, txn, "format", &format);
+    rc = pk_store_meta_get_u64(st, txn, "format", &format);
     if (rc == PK_ENOTFOUND) {
-        if ((rc = pk__meta_put_u64(st, txn, "format", PK_DATA_FORMAT)) != 0)
+        if ((rc = pk_store_meta_put_u64(st, txn, "format", PK_DATA_FORMAT)) != 0)
             goto fail;
     } else if (rc != 0) {
         goto fail;
@@ -241,10 +241,10 @@ int pk_store_commit(pk_store_t *st, MDB_txn *txn)
     int rc;
     if (st->st_seq_dirty) {
         for (int i = 0; i < PK_SEQ_COUNT; i++) {
-            if ((rc = pk__meta_put_u64(st, txn, pk__seq_keys[i], st->st_seq[i])) != 0)
+            if ((rc = pk_store_meta_put_u64(st, txn, pk__seq_keys[i], st->st_seq[i])) != 0)
                 goto fail;
         }
-        if ((rc = pk__meta_put_u64(st, txn, "outbox.next", st->st_outbox_next)) != 0)
+        if ((rc = pk_store_meta_put_u64(st, txn, "outbox.next", st->st_outbox_next)) != 0)
             goto fail;
     }
     rc = mdb_txn_commit(txn);
@@ -497,7 +497,7 @@ int pk_store_outbox_decode(const MDB_val *rec, pk_outbox_event_t *ev)
 
 int pk_store_outbox_cursor(pk_store_t *st, MDB_txn *txn, uint64_t *acked)
 {
-    int rc = pk__meta_get_u64(st, txn, "outbox.acked", acked);
+    int rc = pk_store_meta_get_u64(st, txn, "outbox.acked", acked);
     if (rc == PK_ENOTFOUND) {
         *acked = 0;
         return 0;
@@ -517,7 +517,7 @@ int pk_store_outbox_trim(pk_store_t *st, MDB_txn *txn, uint64_t acked, unsigned 
         return rc;
     if (acked > cursor) {
         assert(acked < st->st_outbox_next); /* only committed events are acknowledged */
-        if ((rc = pk__meta_put_u64(st, txn, "outbox.acked", acked)) != 0)
+        if ((rc = pk_store_meta_put_u64(st, txn, "outbox.acked", acked)) != 0)
             return rc;
         cursor = acked;
     }
