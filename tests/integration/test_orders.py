@@ -235,7 +235,7 @@ def test_plain_sale_bodies_match_the_general_parser():
 
 def test_own_orders_list_every_order_once_in_id_order():
     # A user's orders are indexed three ways: chained sale orders and
-    # one-shard catalog orders (a checkpoint every 16), and standalone
+    # one-shard catalog orders (a checkpoint every 64), and standalone
     # cross-shard catalog orders.  Every page size and every cursor must see
     # each order exactly once, ascending, with the status filter applied.
     s = srv()
@@ -246,7 +246,7 @@ def test_own_orders_list_every_order_once_in_id_order():
     uid, cust = customer(s)
     _, other = customer(s)
     mine = []
-    plan = (["sale"] * 20 + ["one0", "cross", "one1"] * 3 + ["sale"] * 17 + ["cross"] * 2 + ["sale"] * 16
+    plan = (["sale"] * 20 + ["one0", "cross", "one1"] * 3 + ["sale"] * 60 + ["cross"] * 2 + ["sale"] * 64
             + ["one1"] * 17 + ["sale"])
     for i, kind in enumerate(plan):
         if kind == "sale":
@@ -279,10 +279,10 @@ def test_own_orders_list_every_order_once_in_id_order():
         raise AssertionError("the pages never ended")
 
     want = sorted(mine)
-    for limit in (1, 3, 16, 17, 100):
+    for limit in (1, 3, 17, 64, 65, 100):
         assert walk(limit) == want, limit
     # Cursors that are not ids of this user's orders, and in the middle of segments.
-    for start in (want[0] - 1, want[5], want[16] + 1, want[40], want[-2]):
+    for start in (want[0] - 1, want[5], want[16] + 1, want[40], want[70], want[130], want[-2]):
         assert walk(7, start=start) == [o for o in want if o > start], start
     assert walk(5, status="cancelled") == sorted(cancelled)
     assert walk(9, status="pending_payment") == sorted(set(mine) - cancelled)
