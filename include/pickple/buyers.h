@@ -58,8 +58,6 @@ typedef struct pk_buyers {
     int64_t bs_since_ms; /* when the oldest pending row changed */
     uint32_t bs_flush_ms;
     bool bs_stale;      /* pending rows were thrown away: rebuild before use */
-    uint64_t bs_flushes;   /* statistics, owner thread */
-    uint64_t bs_replayed;  /* orders replayed by rebuilds */
 } pk_buyers_t;
 
 /* Allocates the table.  flush_ms: how long a row may stay pending.  Starts
@@ -93,12 +91,12 @@ int pk_buyer_save(pk_store_t *st, pk_buyers_t *bs, MDB_txn *txn, pk_buyer_t *b, 
 int pk_buyers_flush(pk_store_t *st, pk_buyers_t *bs, MDB_txn *txn) PK_MUST_USE;
 
 /*
- * Flushes when due (force, PK_BUYERS_FLUSH_AT rows, or the oldest pending
- * for flush_ms); *next_due_ms: when it will be due (INT64_MAX: nothing
+ * Flushes when due (PK_BUYERS_FLUSH_AT rows, or the oldest pending for
+ * flush_ms); *next_due_ms: when it will be due (INT64_MAX: nothing
  * pending).  0 or PK_ESTORE.
  */
-int pk_buyers_maintain(pk_store_t *st, pk_buyers_t *bs, MDB_txn *txn, int64_t now_ms, bool force,
-                       int64_t *next_due_ms) PK_MUST_USE;
+int pk_buyers_maintain(pk_store_t *st, pk_buyers_t *bs, MDB_txn *txn, int64_t now_ms, int64_t *next_due_ms)
+    PK_MUST_USE;
 
 /* Forgets the pending rows after an aborted transaction: they may hold its
  * changes.  The next write transaction rebuilds them. */

@@ -143,7 +143,7 @@ static void pk__apply_batch(pk_actor_t *a)
     }
     if (rc == 0 && !readonly) {
         int64_t unused;
-        rc = pk_buyers_maintain(&a->a_store, &a->a_buyers, txn, pk_now_ms(), false, &unused);
+        rc = pk_buyers_maintain(&a->a_store, &a->a_buyers, txn, pk_now_ms(), &unused);
     }
     if (rc == 0) {
         if (readonly) {

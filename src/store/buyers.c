@@ -13,7 +13,6 @@
 #define PK__ROW_BYTES_MAX (16 + 16 * PK_BUYER_SALES)
 
 _Static_assert((PK__SLOTS & (PK__SLOTS - 1)) == 0, "slots: a power of two");
-_Static_assert(PK_BUYERS_FLUSH_AT + 1024 <= PK_BUYERS_MAX, "a whole batch fits after a check");
 
 static const char pk__upto_key[] = "buyers.upto";
 
@@ -235,7 +234,6 @@ static int pk__flush(pk_store_t *st, pk_buyers_t *bs, MDB_txn *txn, uint64_t upt
     if (pk_store_meta_put_u64(st, txn, pk__upto_key, upto) != 0)
         return PK_ESTORE;
     pk__clear(bs);
-    bs->bs_flushes++;
     return 0;
 }
 
@@ -245,14 +243,13 @@ int pk_buyers_flush(pk_store_t *st, pk_buyers_t *bs, MDB_txn *txn)
     return pk__flush(st, bs, txn, pk__last_order_id(st));
 }
 
-int pk_buyers_maintain(pk_store_t *st, pk_buyers_t *bs, MDB_txn *txn, int64_t now_ms, bool force,
-                       int64_t *next_due_ms)
+int pk_buyers_maintain(pk_store_t *st, pk_buyers_t *bs, MDB_txn *txn, int64_t now_ms, int64_t *next_due_ms)
 {
     *next_due_ms = INT64_MAX;
     if (bs->bs_count == 0)
         return 0;
     int64_t due = bs->bs_since_ms + (int64_t)bs->bs_flush_ms;
-    if (force || bs->bs_count >= PK_BUYERS_FLUSH_AT || now_ms >= due)
+    if (bs->bs_count >= PK_BUYERS_FLUSH_AT || now_ms >= due)
         return pk_buyers_flush(st, bs, txn);
     *next_due_ms = due;
     return 0;
@@ -352,7 +349,6 @@ int pk_buyers_rebuild(pk_store_t *st, pk_buyers_t *bs, MDB_txn *txn, int64_t now
     if (rc != MDB_NOTFOUND)
         goto fail;
     mdb_cursor_close(cur);
-    bs->bs_replayed += *replayed;
     return 0;
 fail:
     if (cur != NULL)

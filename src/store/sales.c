@@ -213,7 +213,7 @@ int pk_shard_maintain(pk_actor_t *a, MDB_txn *txn, int64_t now_ms, int64_t *next
     if (rc == 0)
         rc = pk_idem_maintain(a, txn, now_ms, &idem_next);
     if (rc == 0)
-        rc = pk_buyers_maintain(&a->a_store, &a->a_buyers, txn, now_ms, false, &buyers_next);
+        rc = pk_buyers_maintain(&a->a_store, &a->a_buyers, txn, now_ms, &buyers_next);
     if (rc == 0) {
         int64_t next = sales_next < orders_next ? sales_next : orders_next;
         next = idem_next < next ? idem_next : next;
