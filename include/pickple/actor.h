@@ -199,6 +199,7 @@ struct pk_actor {
     unsigned a_next_worker; /* round-robin over the worker pool */
     bool a_shutdown_started;
     bool a_exit;
+    bool a_apply_due; /* the inbox woke this thread: apply after the loop's I/O */
     pk_actor_stats_t a_stats;
     /* Shard maintenance (sale settlement; later order expiry): the earliest
      * time something falls due; 0 forces a sweep.  A tick checks it. */

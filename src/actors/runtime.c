@@ -191,9 +191,7 @@ static void pk__on_wake(h2o_socket_t *sock, const char *err)
     /* Replies first: they finish requests and free memory. */
     for (unsigned i = 0; i < PK_REPLY_CAPACITY && (msg = pk_mbox_pop(&a->a_replies)) != NULL; i++)
         msg->m_done(a, msg);
-    pk__apply_batch(a);
-    if (pk_mbox_size(&a->a_inbox) > 0 || pk_mbox_size(&a->a_replies) > 0)
-        pk_waker_kick(&a->a_waker);
+    a->a_apply_due = true;
 }
 
 /* With TLS configured, cleartext and TLS share the port: the first byte of
@@ -304,6 +302,12 @@ static void *pk__actor_main(void *arg)
     while (!a->a_exit) {
         bool stopping = ck_pr_load_uint(&rt->rt_stopping) != 0;
         h2o_evloop_run(a->a_loop, stopping ? 20 : INT32_MAX);
+        if (a->a_apply_due) {
+            a->a_apply_due = false;
+            pk__apply_batch(a);
+            if (pk_mbox_size(&a->a_inbox) > 0 || pk_mbox_size(&a->a_replies) > 0)
+                pk_waker_kick(&a->a_waker);
+        }
         if (!ck_pr_load_uint(&rt->rt_stopping))
             continue;
         uint64_t now = pk_mono_ns();
