@@ -10,7 +10,7 @@
  *   1. reads the outbox from its "next to send" seq with its own short LMDB
  *      read transactions (the environments are opened with MDB_NOTLS),
  *   2. produces each event to <prefix>.<topic of the type's prefix>, key the
- *      aggregate id in decimal, value the stored JSON, header
+ *      aggregate id in decimal, value pk_kafka_event_value's JSON, header
  *      content-type: application/json, keeping at most
  *      PK_KAFKA_INFLIGHT_MAX events per shard in flight,
  *   3. advances the shard's "acknowledged up to" seq over the contiguous
@@ -45,6 +45,8 @@
 #include <stdint.h>
 
 #include "pickple/common.h"
+#include "pickple/out.h"
+#include "pickple/store.h"
 
 #define PK_KAFKA_INFLIGHT_MAX 16384   /* events produced, not yet reported, per shard */
 #define PK_KAFKA_TRIM_ROWS_MAX 4096   /* outbox rows deleted per trim transaction */
@@ -66,6 +68,15 @@ extern const char *const pk_kafka_topics[PK_KAFKA_TOPIC_COUNT];
  * the contract does not know.
  */
 int pk_kafka_topic_of_type(const char *type, size_t type_len);
+
+/*
+ * The value event seq of shard is mirrored with, into *out (empty):
+ * {"event_id":"<shard>-<seq>","type":..,"occurred_at":..,"data":..}, data
+ * rendered from the event's body (an order record in its view, or the JSON
+ * itself); a schema 1 record holds the value whole.  Pure: any thread.
+ * Returns 0, PK_EFORMAT (an order record that does not decode) or -ENOMEM.
+ */
+int pk_kafka_event_value(const pk_outbox_event_t *ev, unsigned shard, uint64_t seq, pk_buf_t *out) PK_MUST_USE;
 
 /*
  * Starts mirroring for rt (opened, threads not yet launched): with

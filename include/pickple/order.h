@@ -187,5 +187,8 @@ int pk_order_decode(const void *data, size_t len, pk_order_t *o) PK_MUST_USE;
 void pk_order_render(const pk_order_t *o, pk_out_t *o_out);
 void pk_delivery_render(const pk_order_t *o, pk_out_t *out);
 void pk_payment_render(const pk_order_t *o, pk_out_t *out);
+/* The event of a declined attempt: o carries the attempt's payment id,
+ * amount and method, with no payment completed. */
+void pk_payment_failed_render(const pk_order_t *o, pk_out_t *out);
 
 #endif

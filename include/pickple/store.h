@@ -141,22 +141,38 @@ int pk_store_get_pair(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t hi,
 int pk_store_del_pair(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t hi, uint64_t lo) PK_MUST_USE;
 int pk_store_del_id(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t id) PK_MUST_USE;
 
+/* What an outbox event's body holds, and so how the Kafka mirror renders
+ * the event's "data" (pk_kafka_event_value). */
+typedef enum pk_event_body {
+    PK_EVENT_JSON = 0,           /* the data JSON itself */
+    PK_EVENT_ORDER = 1,          /* an order record (pk_order_encode): the order */
+    PK_EVENT_PAYMENT = 2,        /* an order record: its payment */
+    PK_EVENT_PAYMENT_FAILED = 3, /* an order record: its declined payment attempt */
+    PK_EVENT_DELIVERY = 4,       /* an order record: its delivery */
+    PK_EVENT_BODY_COUNT
+} pk_event_body_t;
+
 /*
- * Appends an event to the outbox in txn: the value the Kafka mirror ships,
- * {"event_id":"<shard>-<seq>","type":type,"occurred_at":..,"data":data_json}
- * keyed by key_id on the topic of type's prefix.  Returns 0 or PK_ESTORE.
+ * Appends an event to the outbox in txn, keyed by key_id on the topic of
+ * type's prefix (type shorter than 32 bytes).  The record keeps the body as
+ * given; the publisher renders the value Kafka gets,
+ * {"event_id":"<shard>-<seq>","type":type,"occurred_at":..,"data":..}, so
+ * the owner thread renders and stores no envelope.  Returns 0 or PK_ESTORE.
  */
 int pk_store_outbox_append(pk_store_t *st, MDB_txn *txn, const char *type, uint64_t key_id, int64_t now_ms,
-                           const char *data_json, size_t data_len) PK_MUST_USE;
+                           pk_event_body_t kind, const void *body, size_t body_len) PK_MUST_USE;
 
 /* An outbox record as read back: pointers into the record (valid as long as
  * the record is, i.e. until its transaction ends). */
 typedef struct pk_outbox_event {
+    unsigned oe_schema; /* 1: oe_body is the whole value JSON; 2: as appended */
     const char *oe_type;
     size_t oe_type_len;
     uint64_t oe_key_id;
-    const char *oe_value; /* the event JSON */
-    size_t oe_value_len;
+    int64_t oe_occurred_ms; /* schema 2 */
+    pk_event_body_t oe_body_kind;
+    const char *oe_body;
+    size_t oe_body_len;
 } pk_outbox_event_t;
 
 /* Decodes a PK_TBL_OUTBOX value.  Returns 0 or PK_EFORMAT. */

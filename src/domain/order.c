@@ -350,6 +350,27 @@ void pk_payment_render(const pk_order_t *o, pk_out_t *out)
     pk_out_end(out);
 }
 
+void pk_payment_failed_render(const pk_order_t *o, pk_out_t *out)
+{
+    const pk_payment_t *pa = &o->o_payment;
+    pk_out_map(out, 7);
+    pk_out_key(out, "payment_id");
+    pk_out_u64(out, pa->pa_id);
+    pk_out_key(out, "order_id");
+    pk_out_u64(out, o->o_id);
+    pk_out_key(out, "amount");
+    pk_out_i64(out, pa->pa_amount);
+    pk_out_key(out, "method");
+    pk_out_cstr(out, pk_pay_method_name(pa->pa_method));
+    pk_out_key(out, "status");
+    pk_out_cstr(out, "failed");
+    pk_out_key(out, "paid_at");
+    pk_out_null(out);
+    pk_out_key(out, "refunded_at");
+    pk_out_null(out);
+    pk_out_end(out);
+}
+
 void pk_delivery_render(const pk_order_t *o, pk_out_t *out)
 {
     const pk_delivery_t *de = &o->o_delivery;

@@ -287,7 +287,8 @@ static bool pk__fill_shard(pk_kafka_t *k, unsigned i)
             continue;
         }
         int topic = -1;
-        if (pk_store_outbox_decode(&val, &ev) == 0)
+        pk_buf_t value = {0};
+        if (pk_store_outbox_decode(&val, &ev) == 0 && pk_kafka_event_value(&ev, i, seq, &value) == 0)
             topic = pk_kafka_topic_of_type(ev.oe_type, ev.oe_type_len);
         if (topic < 0) {
             /* A programmer error: mirroring of this shard stops here (nothing
@@ -297,15 +298,17 @@ static bool pk__fill_shard(pk_kafka_t *k, unsigned i)
                              "this shard's mirroring waits for a fixed build",
                              i, (unsigned long long)seq);
             ks->ks_stuck_seq = seq;
+            pk_buf_free(&value);
             break;
         }
         char keytext[24];
         int keylen = snprintf(keytext, sizeof(keytext), "%llu", (unsigned long long)ev.oe_key_id);
         rd_kafka_resp_err_t err = rd_kafka_producev(
             k->k_rk, RD_KAFKA_V_RKT(k->k_topics[topic]), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY(keytext, (size_t)keylen), RD_KAFKA_V_VALUE((void *)ev.oe_value, ev.oe_value_len),
+            RD_KAFKA_V_KEY(keytext, (size_t)keylen), RD_KAFKA_V_VALUE(value.b_data, value.b_len),
             RD_KAFKA_V_HEADER("content-type", "application/json", 16), RD_KAFKA_V_OPAQUE(PK__OPAQUE(i, seq)),
             RD_KAFKA_V_END);
+        pk_buf_free(&value);
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
             if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL && !k->k_failed) {
                 snprintf(k->k_fail_reason, sizeof(k->k_fail_reason), "produce of event %u-%llu failed: %s", i,

@@ -28,32 +28,30 @@ int pk_orders_read(pk_store_t *st, MDB_txn *txn, uint64_t id, pk_order_t *o)
 
 typedef void (*pk__render_fn)(const pk_order_t *o, pk_out_t *out);
 
-/* Appends the event type with render(o) as its value; with keep, the
- * rendered JSON is handed to the caller (on success) instead of freed. */
-static int pk__event_keep(pk_store_t *st, MDB_txn *txn, const pk_order_t *o, pk__render_fn render, const char *type,
-                          uint64_t key, int64_t now_ms, pk_buf_t *keep)
+/* Appends event type of o: the record of o, rendered as kind by the
+ * publisher (rec: o already encoded, or NULL). */
+static int pk__event_of(pk_store_t *st, MDB_txn *txn, const pk_order_t *o, const pk_buf_t *rec, pk_event_body_t kind,
+                        const char *type, uint64_t key, int64_t now_ms)
 {
-    pk_buf_t json = {0};
-    pk_out_t out;
-    pk_out_init(&out, PK_FMT_JSON);
-    render(o, &out);
-    int rc = pk_out_finish(&out, &json);
+    pk_buf_t own = {0};
+    int rc = 0;
+    if (rec == NULL) {
+        rc = pk_order_encode(o, &own);
+        rec = &own;
+    }
     if (rc == 0)
-        rc = pk_store_outbox_append(st, txn, type, key, now_ms, json.b_data, json.b_len);
-    if (rc == 0 && keep != NULL)
-        *keep = json;
-    else
-        pk_buf_free(&json);
+        rc = pk_store_outbox_append(st, txn, type, key, now_ms, kind, rec->b_data, rec->b_len);
+    pk_buf_free(&own);
     return rc == 0 ? 0 : PK_ESTORE;
 }
 
-static int pk__event(pk_store_t *st, MDB_txn *txn, const pk_order_t *o, pk__render_fn render, const char *type,
+static int pk__event(pk_store_t *st, MDB_txn *txn, const pk_order_t *o, pk_event_body_t kind, const char *type,
                      uint64_t key, int64_t now_ms)
 {
-    return pk__event_keep(st, txn, o, render, type, key, now_ms, NULL);
+    return pk__event_of(st, txn, o, NULL, kind, type, key, now_ms);
 }
 
-/* Writes o (and its event of type, unless NULL). */
+/* Writes o (and its event of type, unless NULL, from the same record). */
 static int pk__order_put(pk_store_t *st, MDB_txn *txn, const pk_order_t *o, const char *type, int64_t now_ms,
                          bool is_new)
 {
@@ -61,9 +59,9 @@ static int pk__order_put(pk_store_t *st, MDB_txn *txn, const pk_order_t *o, cons
     int rc = pk_order_encode(o, &rec);
     if (rc == 0)
         rc = (is_new ? pk_store_append_id : pk_store_put_id)(st, txn, PK_TBL_ORDERS, o->o_id, rec.b_data, rec.b_len);
-    pk_buf_free(&rec);
     if (rc == 0 && type != NULL)
-        rc = pk__event(st, txn, o, pk_order_render, type, o->o_id, now_ms);
+        rc = pk__event_of(st, txn, o, &rec, PK_EVENT_ORDER, type, o->o_id, now_ms);
+    pk_buf_free(&rec);
     return rc == 0 ? 0 : PK_ESTORE;
 }
 
@@ -95,7 +93,7 @@ static int pk__note(pk_store_t *st, MDB_txn *txn, const pk_order_t *o, pk_note_k
         rc = pk_out_finish(&out, &json);
     }
     if (rc == 0)
-        rc = pk_store_outbox_append(st, txn, "notification.created", n.n_id, now_ms, json.b_data, json.b_len);
+        rc = pk_store_outbox_append(st, txn, "notification.created", n.n_id, now_ms, PK_EVENT_JSON, json.b_data, json.b_len);
     pk_buf_free(&rec);
     pk_buf_free(&json);
     return rc == 0 ? 0 : PK_ESTORE;
@@ -107,27 +105,6 @@ static void pk__reply(pk_msg_t *msg, const pk_order_t *o, pk__render_fn render, 
     pk_out_init(&out, msg->m_fmt);
     render(o, &out);
     pk_msg_reply(msg, &out, status);
-}
-
-/*
- * Announces o as event type and answers with it: the event's value and a
- * JSON answer are the same document, so it is rendered once.
- */
-static int pk__announce_reply(pk_store_t *st, MDB_txn *txn, pk_msg_t *msg, const pk_order_t *o, const char *type,
-                              int64_t now_ms, int status)
-{
-    pk_buf_t json = {0};
-    if (pk__event_keep(st, txn, o, pk_order_render, type, o->o_id, now_ms, &json) != 0)
-        return PK_ESTORE;
-    if (msg->m_fmt == PK_FMT_JSON) {
-        pk_buf_free(&msg->m_body);
-        msg->m_body = json;
-        msg->m_status = status;
-    } else {
-        pk_buf_free(&json);
-        pk__reply(msg, o, pk_order_render, status);
-    }
-    return 0;
 }
 
 /*
@@ -274,10 +251,11 @@ static int pk__order_placed(pk_actor_t *a, MDB_txn *txn, pk_msg_t *msg, pk_order
     pk_store_t *st = &a->a_store;
     int rc;
     /* A chained order's id was drawn in this transaction: the greatest yet. */
-    if ((rc = pk__user_index(st, txn, o, chain, b, msg->m_now_ms)) != 0 || (rc = pk__order_put(st, txn, o, NULL, msg->m_now_ms, chain)) != 0 ||
-        (rc = pk__announce_reply(st, txn, msg, o, "order.placed", msg->m_now_ms, 201)) != 0 ||
+    if ((rc = pk__user_index(st, txn, o, chain, b, msg->m_now_ms)) != 0 ||
+        (rc = pk__order_put(st, txn, o, "order.placed", msg->m_now_ms, chain)) != 0 ||
         (rc = pk__due_put(st, txn, o->o_expires_ms, o->o_id)) != 0)
         return rc;
+    pk__reply(msg, o, pk_order_render, 201);
     if (o->o_expires_ms < a->a_next_due_ms)
         a->a_next_due_ms = o->o_expires_ms;
     return pk_idem_record(st, txn, msg, 201);
@@ -710,26 +688,6 @@ static int pk__expire(pk_actor_t *a, MDB_txn *txn, pk_order_t *o, int64_t now_ms
     return pk__note(st, txn, o, PK_NOTE_ORDER_EXPIRED, now_ms);
 }
 
-static void pk__failed_payment_render(const pk_order_t *o, pk_out_t *out)
-{
-    pk_out_map(out, 7);
-    pk_out_key(out, "payment_id");
-    pk_out_u64(out, o->o_payment.pa_id);
-    pk_out_key(out, "order_id");
-    pk_out_u64(out, o->o_id);
-    pk_out_key(out, "amount");
-    pk_out_i64(out, o->o_payment.pa_amount);
-    pk_out_key(out, "method");
-    pk_out_cstr(out, pk_pay_method_name(o->o_payment.pa_method));
-    pk_out_key(out, "status");
-    pk_out_cstr(out, "failed");
-    pk_out_key(out, "paid_at");
-    pk_out_null(out);
-    pk_out_key(out, "refunded_at");
-    pk_out_null(out);
-    pk_out_end(out);
-}
-
 static int pk__pay_apply(pk_actor_t *a, MDB_txn *txn, pk_msg_t *msg)
 {
     pk_store_t *st = &a->a_store;
@@ -770,7 +728,7 @@ static int pk__pay_apply(pk_actor_t *a, MDB_txn *txn, pk_msg_t *msg)
     o->o_payment.pa_method = mo->mo_method;
     if (provider->pp_charge(o->o_id, mo->mo_amount, (pk_pay_method_t)mo->mo_method) != PK_PAY_APPROVED) {
         /* The attempt is recorded as an event; the order stays unpaid. */
-        if ((rc = pk__event(st, txn, o, pk__failed_payment_render, "payment.failed", o->o_payment.pa_id,
+        if ((rc = pk__event(st, txn, o, PK_EVENT_PAYMENT_FAILED, "payment.failed", o->o_payment.pa_id,
                             msg->m_now_ms)) != 0)
             return rc;
         pk_msg_error(msg, 402, "payment_declined", "the payment was declined");
@@ -788,8 +746,8 @@ static int pk__pay_apply(pk_actor_t *a, MDB_txn *txn, pk_msg_t *msg)
     if ((rc = pk_store_del_pair(st, txn, PK_TBL_ORDER_DUE, (uint64_t)o->o_expires_ms, o->o_id)) != 0 ||
         (rc = pk_store_put_id(st, txn, PK_TBL_DELIVERIES, o->o_delivery.de_id, b, 8)) != 0 ||
         (rc = pk__order_write(st, txn, o, "order.paid", msg->m_now_ms)) != 0 ||
-        (rc = pk__event(st, txn, o, pk_payment_render, "payment.completed", o->o_payment.pa_id, msg->m_now_ms)) != 0 ||
-        (rc = pk__event(st, txn, o, pk_delivery_render, "delivery.created", o->o_delivery.de_id, msg->m_now_ms)) != 0 ||
+        (rc = pk__event(st, txn, o, PK_EVENT_PAYMENT, "payment.completed", o->o_payment.pa_id, msg->m_now_ms)) != 0 ||
+        (rc = pk__event(st, txn, o, PK_EVENT_DELIVERY, "delivery.created", o->o_delivery.de_id, msg->m_now_ms)) != 0 ||
         (rc = pk__note(st, txn, o, PK_NOTE_ORDER_PAID, msg->m_now_ms)) != 0)
         return rc;
     pk__reply(msg, o, pk_order_render, 200);
@@ -831,7 +789,7 @@ static int pk__cancel_apply(pk_actor_t *a, MDB_txn *txn, pk_msg_t *msg)
     if ((rc = pk__release_units(a, txn, o, msg->m_now_ms)) != 0 ||
         (!paid && (rc = pk_store_del_pair(st, txn, PK_TBL_ORDER_DUE, (uint64_t)was_due, o->o_id)) != 0) ||
         (rc = pk__order_write(st, txn, o, "order.cancelled", msg->m_now_ms)) != 0 ||
-        (paid && (rc = pk__event(st, txn, o, pk_payment_render, "payment.refunded", o->o_payment.pa_id,
+        (paid && (rc = pk__event(st, txn, o, PK_EVENT_PAYMENT, "payment.refunded", o->o_payment.pa_id,
                                  msg->m_now_ms)) != 0) ||
         (rc = pk__note(st, txn, o, PK_NOTE_ORDER_CANCELLED, msg->m_now_ms)) != 0)
         return rc;
@@ -885,7 +843,7 @@ static int pk__delivery_step_apply(pk_actor_t *a, MDB_txn *txn, pk_msg_t *msg, p
     o.o_updated_ms = msg->m_now_ms;
     bool ship = ev == PK_OEV_SHIP;
     if ((rc = pk__order_write(st, txn, &o, ship ? "order.shipped" : "order.delivered", msg->m_now_ms)) != 0 ||
-        (rc = pk__event(st, txn, &o, pk_delivery_render, ship ? "delivery.shipped" : "delivery.completed",
+        (rc = pk__event(st, txn, &o, PK_EVENT_DELIVERY, ship ? "delivery.shipped" : "delivery.completed",
                         o.o_delivery.de_id, msg->m_now_ms)) != 0 ||
         (rc = pk__note(st, txn, &o, ship ? PK_NOTE_DELIVERY_SHIPPED : PK_NOTE_DELIVERY_COMPLETED, msg->m_now_ms)) != 0)
         return rc;

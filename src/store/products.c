@@ -33,7 +33,7 @@ int pk_products_write(pk_store_t *st, MDB_txn *txn, const pk_product_t *p, const
         rc = pk_out_finish(&o, &json);
     }
     if (rc == 0 && type != NULL)
-        rc = pk_store_outbox_append(st, txn, type, p->p_id, now_ms, json.b_data, json.b_len);
+        rc = pk_store_outbox_append(st, txn, type, p->p_id, now_ms, PK_EVENT_JSON, json.b_data, json.b_len);
     pk_buf_free(&rec);
     pk_buf_free(&json);
     return rc == 0 ? 0 : PK_ESTORE;

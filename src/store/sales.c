@@ -36,7 +36,7 @@ int pk_sales_write(pk_store_t *st, MDB_txn *txn, const pk_sale_t *s, const char 
         pk_sale_render(s, now_ms, &o);
         rc = pk_out_finish(&o, &json);
         if (rc == 0)
-            rc = pk_store_outbox_append(st, txn, type, s->s_id, now_ms, json.b_data, json.b_len);
+            rc = pk_store_outbox_append(st, txn, type, s->s_id, now_ms, PK_EVENT_JSON, json.b_data, json.b_len);
     }
     pk_buf_free(&rec);
     pk_buf_free(&json);

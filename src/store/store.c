@@ -381,45 +381,56 @@ int pk_store_del_id(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t id)
     return pk__del(st, txn, tbl, &k);
 }
 
-int pk_store_outbox_append(pk_store_t *st, MDB_txn *txn, const char *type, uint64_t key_id, int64_t now_ms,
-                           const char *data_json, size_t data_len)
+static uint8_t *pk__be_u32(uint8_t *p, uint32_t v)
 {
-    pk_out_t o;
-    pk_buf_t value = {0}, rec = {0};
-    char event_id[48];
+    for (int i = 3; i >= 0; i--)
+        *p++ = (uint8_t)(v >> (8 * i));
+    return p;
+}
+
+static uint8_t *pk__mp_u64(uint8_t *p, uint64_t v)
+{
+    *p++ = 0xcf;
+    pk_store_key_u64(v, p);
+    return p + 8;
+}
+
+int pk_store_outbox_append(pk_store_t *st, MDB_txn *txn, const char *type, uint64_t key_id, int64_t now_ms,
+                           pk_event_body_t kind, const void *body, size_t body_len)
+{
+    /* Record, written by hand in fixed widths (read by pk_store_outbox_decode):
+     * [2 (schema), type, key id, occurred_at ms, kind, body]; the body is a
+     * str for PK_EVENT_JSON, a bin (an order record) for the others. */
+    uint8_t hdr[64], *p = hdr;
+    size_t type_len = strlen(type);
     uint64_t seq = st->st_outbox_next;
-    int rc;
-    snprintf(event_id, sizeof(event_id), "%u-%llu", st->st_shard, (unsigned long long)seq);
-    pk_out_init(&o, PK_FMT_JSON);
-    pk_out_map(&o, 4);
-    pk_out_key(&o, "event_id");
-    pk_out_cstr(&o, event_id);
-    pk_out_key(&o, "type");
-    pk_out_cstr(&o, type);
-    pk_out_key(&o, "occurred_at");
-    pk_out_time(&o, now_ms);
-    pk_out_key(&o, "data");
-    pk_out_raw(&o, data_json, data_len);
-    pk_out_end(&o);
-    if ((rc = pk_out_finish(&o, &value)) != 0)
-        goto fail;
-    /* Record: [1 (schema), type, key id, value JSON]. */
-    msgpack_packer pk;
-    pk_codec_packer_init(&pk, &rec);
-    msgpack_pack_array(&pk, 4);
-    msgpack_pack_uint64(&pk, 1);
-    pk_codec_pack_str(&pk, type, strlen(type));
-    msgpack_pack_uint64(&pk, key_id);
-    pk_codec_pack_str(&pk, value.b_data, value.b_len);
-    if ((rc = pk_store_append_id(st, txn, PK_TBL_OUTBOX, seq, rec.b_data, rec.b_len)) != 0)
-        goto fail;
+    assert(type_len < 32 && kind < PK_EVENT_BODY_COUNT && now_ms >= 0);
+    if (body_len > UINT32_MAX)
+        return PK_ESTORE;
+    *p++ = 0x96;
+    *p++ = 0x02;
+    *p++ = (uint8_t)(0xa0 | type_len);
+    memcpy(p, type, type_len);
+    p = pk__mp_u64(p + type_len, key_id);
+    p = pk__mp_u64(p, (uint64_t)now_ms);
+    *p++ = (uint8_t)kind;
+    *p++ = kind == PK_EVENT_JSON ? 0xdb : 0xc6;
+    p = pk__be_u32(p, (uint32_t)body_len);
+    size_t hdr_len = (size_t)(p - hdr);
+    uint8_t kb[8];
+    pk_store_key_u64(seq, kb);
+    MDB_val k = {8, kb}, v = {hdr_len + body_len, NULL};
+    /* Reserved in place: the record is copied once, into its page. */
+    int rc = mdb_put(txn, st->st_dbi[PK_TBL_OUTBOX], &k, &v, MDB_APPEND | MDB_RESERVE);
+    if (rc != 0) {
+        pk_log_error("shard=%u put outbox: %s", st->st_shard, mdb_strerror(rc));
+        return PK_ESTORE;
+    }
+    memcpy(v.mv_data, hdr, hdr_len);
+    memcpy((uint8_t *)v.mv_data + hdr_len, body, body_len);
     st->st_outbox_next = seq + 1;
     st->st_seq_dirty = true;
-    rc = 0;
-fail:
-    pk_buf_free(&value);
-    pk_buf_free(&rec);
-    return rc == 0 ? 0 : PK_ESTORE;
+    return 0;
 }
 
 /* Reads a MessagePack str header at *p (fixstr, str8, str16, str32). */
@@ -480,19 +491,55 @@ static int pk__mp_uint(const uint8_t **p, const uint8_t *end, uint64_t *v)
     return 0;
 }
 
+/* Reads a MessagePack bin header at *p (bin8, bin16, bin32). */
+static int pk__mp_bin(const uint8_t **p, const uint8_t *end, const char **s, size_t *len)
+{
+    const uint8_t *q = *p;
+    size_t n = 0, hdr;
+    if (q >= end || *q < 0xc4 || *q > 0xc6)
+        return PK_EFORMAT;
+    hdr = 1 + ((size_t)1 << (*q - 0xc4));
+    if ((size_t)(end - q) < hdr)
+        return PK_EFORMAT;
+    for (size_t i = 1; i < hdr; i++)
+        n = n << 8 | q[i];
+    if ((size_t)(end - q) - hdr < n)
+        return PK_EFORMAT;
+    *s = (const char *)q + hdr;
+    *len = n;
+    *p = q + hdr + n;
+    return 0;
+}
+
 int pk_store_outbox_decode(const MDB_val *rec, pk_outbox_event_t *ev)
 {
-    /* [1 (schema), type, key id, value JSON], as pk_store_outbox_append
-     * writes it; decoded by hand because the publisher reads every event. */
+    /* Decoded by hand because the publisher reads every event.  Schema 1
+     * (written before 2026-11-24): [1, type, key id, the whole value JSON].
+     * Schema 2: see pk_store_outbox_append. */
     const uint8_t *p = rec->mv_data, *end = p + rec->mv_size;
-    uint64_t schema;
-    if (rec->mv_size < 1 || *p++ != 0x94)
+    uint64_t schema, occurred, kind;
+    memset(ev, 0, sizeof(*ev));
+    if (rec->mv_size < 2 || (p[0] != 0x94 && p[0] != 0x96))
         return PK_EFORMAT;
-    if (pk__mp_uint(&p, end, &schema) != 0 || schema != 1 ||
-        pk__mp_str(&p, end, &ev->oe_type, &ev->oe_type_len) != 0 || pk__mp_uint(&p, end, &ev->oe_key_id) != 0 ||
-        pk__mp_str(&p, end, &ev->oe_value, &ev->oe_value_len) != 0 || p != end)
+    uint64_t want = *p++ == 0x94 ? 1 : 2; /* the array's length names the schema */
+    if (pk__mp_uint(&p, end, &schema) != 0 || schema != want ||
+        pk__mp_str(&p, end, &ev->oe_type, &ev->oe_type_len) != 0 || pk__mp_uint(&p, end, &ev->oe_key_id) != 0)
         return PK_EFORMAT;
-    return 0;
+    ev->oe_schema = (unsigned)schema;
+    if (schema == 1) {
+        ev->oe_body_kind = PK_EVENT_JSON;
+        if (pk__mp_str(&p, end, &ev->oe_body, &ev->oe_body_len) != 0)
+            return PK_EFORMAT;
+    } else {
+        if (pk__mp_uint(&p, end, &occurred) != 0 || occurred > INT64_MAX || pk__mp_uint(&p, end, &kind) != 0 ||
+            kind >= PK_EVENT_BODY_COUNT)
+            return PK_EFORMAT;
+        ev->oe_occurred_ms = (int64_t)occurred;
+        ev->oe_body_kind = (pk_event_body_t)kind;
+        if ((kind == PK_EVENT_JSON ? pk__mp_str : pk__mp_bin)(&p, end, &ev->oe_body, &ev->oe_body_len) != 0)
+            return PK_EFORMAT;
+    }
+    return p == end ? 0 : PK_EFORMAT;
 }
 
 int pk_store_outbox_cursor(pk_store_t *st, MDB_txn *txn, uint64_t *acked)

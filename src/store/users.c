@@ -14,7 +14,7 @@ static int pk__user_event(pk_store_t *st, MDB_txn *txn, const pk_user_t *u, cons
     pk_user_render(u, &o);
     if (pk_out_finish(&o, &json) != 0)
         return PK_ESTORE;
-    int rc = pk_store_outbox_append(st, txn, type, u->u_id, now_ms, json.b_data, json.b_len);
+    int rc = pk_store_outbox_append(st, txn, type, u->u_id, now_ms, PK_EVENT_JSON, json.b_data, json.b_len);
     pk_buf_free(&json);
     return rc;
 }

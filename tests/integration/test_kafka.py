@@ -271,6 +271,7 @@ def test_every_kind_of_change_embedded():
         else:
             skip_orders = False
             assert_status(r, 201)
+            placed = r.body
             did += ["order.placed", "sale.sold_out"]
             ship = {"recipient": "Ada", "address": "1 Main St", "phone": "+1 555"}
             r = s.call("POST", "/api/v1/orders", {"items": [{"product_id": pid, "quantity": 2}], "shipping": ship},
@@ -281,6 +282,7 @@ def test_every_kind_of_change_embedded():
             assert_status(r, 402)
             r = s.call("POST", f"/api/v1/orders/{oid}/pay", {"amount": 2400, "method": "card"}, token=cust)
             assert_status(r, 200)
+            paid_doc = r.body
             did += ["payment.failed", "order.paid", "payment.completed", "delivery.created",
                     "notification.created"]
             r = s.call("GET", f"/api/v1/orders/{oid}/delivery", token=cust)
@@ -311,6 +313,20 @@ def test_every_kind_of_change_embedded():
         assert not missing, f"no event for {sorted(missing)}; got {sorted(types)}"
         if not skip_orders:
             assert types == ALL_TYPES, f"never seen: {sorted(ALL_TYPES - types)}"
+
+        if not skip_orders:
+            # Order events carry the API's documents of that moment.
+            by_type = {}
+            for _, key, ev in events.values():
+                by_type.setdefault((ev["type"], key), []).append(ev["data"])
+            assert by_type[("order.placed", str(placed["order_id"]))] == [placed], by_type.get(("order.placed",))
+            assert by_type[("order.paid", str(oid))] == [paid_doc]
+            pay = paid_doc["payment"]
+            assert by_type[("payment.completed", str(pay["payment_id"]))] == [pay]
+            failed = [d for (t, _), ds in by_type.items() if t == "payment.failed" for d in ds]
+            assert len(failed) == 1 and failed[0]["order_id"] == oid and failed[0]["status"] == "failed" and \
+                failed[0]["amount"] == 2400 and failed[0]["method"] == "test_decline" and \
+                failed[0]["paid_at"] is None, failed
 
         # The product's own events, in the order the changes happened.
         prod = [ev for _, key, ev in events.values() if key == str(pid) and ev["type"].split(".")[0] in

@@ -618,7 +618,8 @@ def outbox_types(data_dir):
     for env in sorted(glob.glob(os.path.join(data_dir, "shard-*"))):
         out = subprocess.run(["mdb_dump", "-p", "-s", "outbox", env], capture_output=True, text=True,
                              check=True).stdout
-        types += re.findall(r'"type":"([a-z_.]+)"', out.replace("\\22", '"'))
+        # Each record starts [2 (schema), type, ...]: array(6), 2, fixstr header.
+        types += re.findall(r'^ \\96\\02\\[ab][0-9a-f]([a-z_]+\.[a-z_]+)', out, re.M)
     return types
 
 
