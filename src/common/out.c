@@ -6,6 +6,8 @@
 
 #include "pickple/out.h"
 
+#define PK__OUT_FIRST_CAP 1024
+
 int pk_buf_append(pk_buf_t *b, const void *data, size_t len)
 {
     if (len > PK_OUT_BYTES_MAX || b->b_len + len > PK_OUT_BYTES_MAX)
@@ -56,10 +58,28 @@ void pk_out_init(pk_out_t *o, pk_fmt_t fmt)
     msgpack_packer_init(&o->o_pk, o, pk__pack_write);
 }
 
-static void pk__raw(pk_out_t *o, const char *s, size_t len)
+static inline void pk__raw(pk_out_t *o, const char *s, size_t len)
 {
-    if (o->o_err == 0)
-        pk__fail(o, pk_buf_append(&o->o_buf, s, len));
+    pk_buf_t *b = &o->o_buf;
+    /* Most writes are a few bytes into room already there. */
+    if (PK_LIKELY(o->o_err == 0 && b->b_len + len <= b->b_cap && len <= PK_OUT_BYTES_MAX)) {
+        memcpy(b->b_data + b->b_len, s, len);
+        b->b_len += len;
+        return;
+    }
+    if (o->o_err != 0)
+        return;
+    if (b->b_cap == 0 && len <= PK__OUT_FIRST_CAP) {
+        /* Room for a typical document at once (an order of one item is
+         * about 300 bytes of JSON, with shipping and items more), rather
+         * than 256 bytes grown again and again. */
+        if ((b->b_data = malloc(PK__OUT_FIRST_CAP)) == NULL) {
+            pk__fail(o, -ENOMEM);
+            return;
+        }
+        b->b_cap = PK__OUT_FIRST_CAP;
+    }
+    pk__fail(o, pk_buf_append(b, s, len));
 }
 
 /* Before every value (JSON): the separator owed to the enclosing container. */
@@ -126,34 +146,38 @@ void pk_out_end(pk_out_t *o)
         pk__raw(o, o->o_is_map[o->o_depth] ? "}" : "]", 1);
 }
 
+/* Bytes a JSON string must escape: the quote, the backslash, controls and
+ * DEL. */
+static inline bool pk__json_plain(unsigned char c)
+{
+    return c >= 0x20 && c != '"' && c != '\\' && c != 0x7f;
+}
+
 static void pk__json_string(pk_out_t *o, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
-    char tmp[256];
-    size_t t = 0;
-    tmp[t++] = '"';
+    char esc[6] = {'\\', 'u', '0', '0'};
+    size_t run = 0;
+    pk__raw(o, "\"", 1);
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (t + 8 > sizeof(tmp)) {
-            pk__raw(o, tmp, t);
-            t = 0;
-        }
+        if (pk__json_plain(c))
+            continue;
+        /* Plain bytes go out in runs; only an escape breaks one. */
+        pk__raw(o, s + run, i - run);
+        run = i + 1;
         if (c == '"' || c == '\\') {
-            tmp[t++] = '\\';
-            tmp[t++] = (char)c;
-        } else if (c < 0x20 || c == 0x7f) {
-            tmp[t++] = '\\';
-            tmp[t++] = 'u';
-            tmp[t++] = '0';
-            tmp[t++] = '0';
-            tmp[t++] = hex[c >> 4];
-            tmp[t++] = hex[c & 15];
+            esc[1] = (char)c;
+            pk__raw(o, esc, 2);
+            esc[1] = 'u';
         } else {
-            tmp[t++] = (char)c;
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            pk__raw(o, esc, 6);
         }
     }
-    tmp[t++] = '"';
-    pk__raw(o, tmp, t);
+    pk__raw(o, s + run, len - run);
+    pk__raw(o, "\"", 1);
 }
 
 void pk_out_key(pk_out_t *o, const char *key)
