@@ -5,8 +5,9 @@
  *
  * A request whose state lives on another shard travels there as a pk_msg_t
  * through the owner's inbox; the owner applies a batch of messages in one
- * LMDB write transaction, commits once, and only then sends every reply of
- * the batch back through the reply box of the thread that allocated the
+ * LMDB write transaction, which the shard's syncer thread commits once
+ * (include/pickple/syncer.h) while the owner serves its connections, and
+ * only then sends every reply of the batch back through the reply box of the thread that allocated the
  * message (the connection's thread), which alone touches h2o objects and
  * frees the message.
  *
@@ -16,7 +17,8 @@
  * more than that, so a reply always fits and is never dropped.
  *
  * Caveats:
- * - Only the owner thread touches a shard's pk_store_t; only the origin
+ * - Only the owner thread touches a shard's pk_store_t (its syncer only
+ *   begins and ends the write transactions it applies); only the origin
  *   thread touches m_pending / the h2o request of a message.
  * - After pk_actor_send() the sender must not read or write the message
  *   until its m_done callback runs (on the origin thread).
@@ -42,6 +44,7 @@
 #include "pickple/sale.h"
 #include "pickple/soldout.h"
 #include "pickple/store.h"
+#include "pickple/syncer.h"
 #include "pickple/user.h"
 
 #define PK_INBOX_CAPACITY 8192
@@ -200,6 +203,12 @@ struct pk_actor {
     bool a_shutdown_started;
     bool a_exit;
     bool a_apply_due; /* the inbox woke this thread: apply after the loop's I/O */
+    /* The batch being applied, then waiting for its commit (a_sync_pending,
+     * a_batch_n > 0; 0 for an abort). */
+    bool a_sync_pending;
+    unsigned a_batch_n;
+    uint64_t a_batch_t0, a_batch_t1; /* applying began, handed to the syncer */
+    pk_msg_t *a_batch[PK_BATCH_MAX];
     pk_actor_stats_t a_stats;
     /* Shard maintenance (sale settlement; later order expiry): the earliest
      * time something falls due; 0 forces a sweep.  A tick checks it. */
@@ -219,6 +228,7 @@ struct pk_actor {
     pk_waker_t a_waker __attribute__((aligned(PK_CACHE_LINE)));
     pk_mbox_t a_inbox __attribute__((aligned(PK_CACHE_LINE)));
     pk_mbox_t a_replies __attribute__((aligned(PK_CACHE_LINE)));
+    pk_syncer_t a_syncer __attribute__((aligned(PK_CACHE_LINE))); /* begins and ends write transactions */
     /* Written by the owner, read by every thread (src/actors/soldout.c). */
     pk_soldout_t a_soldout __attribute__((aligned(PK_CACHE_LINE)));
 };

@@ -11,9 +11,11 @@
  * owner of an id as id % nshards without a lookup.  Ids stay below 2^53.
  *
  * Caveats:
- * - A shard's environment is used only by its owning actor thread: LMDB
- *   allows one write transaction per environment, and a transaction must
- *   never be handed to another thread.
+ * - A shard's environment is written only through its owning actor thread:
+ *   LMDB allows one write transaction per environment.  The shard's syncer
+ *   (include/pickple/syncer.h) begins and ends those transactions, because
+ *   LMDB's writer lock belongs to the thread that begins one; the owner
+ *   applies its batch in between, never at the same time.
  * - Any error inside a write transaction poisons it: the caller aborts and
  *   answers every request of the batch with 503 (pk_store_abort resets the
  *   in-memory counters that the transaction advanced).
@@ -103,8 +105,16 @@ int pk_store_meta_put_u64(pk_store_t *st, MDB_txn *txn, const char *name, uint64
 /* Begins a transaction (read-only or write).  Returns 0 or PK_ESTORE. */
 int pk_store_begin(pk_store_t *st, bool readonly, MDB_txn **txn) PK_MUST_USE;
 /* Commits a write transaction, persisting advanced counters first.
- * Returns 0 or PK_ESTORE (the transaction is gone either way). */
+ * Returns 0 or PK_ESTORE (the transaction is gone either way).  The same
+ * in three steps, for a transaction that another thread commits: */
 int pk_store_commit(pk_store_t *st, MDB_txn *txn) PK_MUST_USE;
+/* Owner: writes the advanced counters into txn.  0 or PK_ESTORE. */
+int pk_store_commit_prepare(pk_store_t *st, MDB_txn *txn) PK_MUST_USE;
+/* The thread that began txn: commits it.  0 or PK_ESTORE (logged). */
+int pk_store_commit_txn(const pk_store_t *st, MDB_txn *txn) PK_MUST_USE;
+/* Owner, with the result of pk_store_commit_txn: on failure the counters
+ * go back to what is stored. */
+void pk_store_committed(pk_store_t *st, int rc);
 /* Aborts and rolls the in-memory counters back to what is stored. */
 void pk_store_abort(pk_store_t *st, MDB_txn *txn);
 

@@ -110,65 +110,10 @@ static int pk__buyers_rebuild(pk_actor_t *a, MDB_txn *txn)
     return rc;
 }
 
-/*
- * Applies up to PK_BATCH_MAX queued messages in one transaction and commits
- * once before any reply leaves: an acknowledged change is durable, and
- * nothing unacknowledged was visible to anyone.
- */
-static void pk__apply_batch(pk_actor_t *a)
+/* Sends the answers of a finished batch; after a failure (nothing of it
+ * was committed) every one is a 503. */
+static void pk__finish_batch(pk_actor_t *a, unsigned n, int rc)
 {
-    pk_msg_t *batch[PK_BATCH_MAX];
-    unsigned n = 0;
-    bool readonly = true;
-    pk_msg_t *msg;
-    while (n < PK_BATCH_MAX && (msg = pk_mbox_pop(&a->a_inbox)) != NULL) {
-        batch[n++] = msg;
-        readonly = readonly && msg->m_op->op_readonly;
-    }
-    if (n == 0)
-        return;
-    MDB_txn *txn = NULL;
-    uint64_t t0 = pk_mono_ns();
-    /* Buyer rows thrown away by an abort are rebuilt first, which writes. */
-    readonly = readonly && !a->a_buyers.bs_stale;
-    int rc = pk_store_begin(&a->a_store, readonly, &txn);
-    if (rc == 0 && a->a_buyers.bs_stale)
-        rc = pk__buyers_rebuild(a, txn);
-    unsigned applied = 0;
-    for (; rc == 0 && applied < n; applied++) {
-        msg = batch[applied];
-        msg->m_status = 0;
-        rc = msg->m_op->op_apply(a, txn, msg);
-        assert(rc != 0 || msg->m_status != 0);
-    }
-    if (rc == 0 && !readonly) {
-        int64_t unused;
-        rc = pk_buyers_maintain(&a->a_store, &a->a_buyers, txn, pk_now_ms(), &unused);
-    }
-    if (rc == 0) {
-        if (readonly) {
-            mdb_txn_abort(txn);
-            PK_STAT_ADD(a->a_stats.as_read_batches, 1);
-        } else {
-            uint64_t t1 = pk_mono_ns();
-            rc = pk_store_commit(&a->a_store, txn);
-            uint64_t t2 = pk_mono_ns();
-            PK_STAT_ADD(a->a_stats.as_apply_us, (t1 - t0) / 1000);
-            PK_STAT_ADD(a->a_stats.as_commit_us, (t2 - t1) / 1000);
-            if (rc == 0 && a->a_rt->rt_kafka != NULL)
-                pk_kafka_committed(a->a_rt->rt_kafka, a); /* new events, if any, can be shipped */
-            unsigned bucket = 0;
-            while (bucket + 1 < PK_BATCH_HIST_BUCKETS && (1u << bucket) < n)
-                bucket++;
-            PK_STAT_ADD(a->a_stats.as_batches, 1);
-            PK_STAT_ADD(a->a_stats.as_batch_msgs, n);
-            PK_STAT_ADD(a->a_stats.as_batch_hist[bucket], 1);
-            if (n > a->a_stats.as_batch_max)
-                ck_pr_store_64(&a->a_stats.as_batch_max, n);
-        }
-    } else if (txn != NULL) {
-        pk_store_abort(&a->a_store, txn);
-    }
     if (rc != 0) {
         /* In-memory schedule and buyer rows may describe the aborted
          * writes: re-derive them. */
@@ -177,10 +122,108 @@ static void pk__apply_batch(pk_actor_t *a)
         PK_STAT_ADD(a->a_stats.as_store_errors, 1);
         pk_log_error("shard=%u batch of %u aborted: %s", a->a_index, n, pk_strerror(rc));
         for (unsigned i = 0; i < n; i++)
-            pk_msg_error(batch[i], 503, "unavailable", "storage failure; nothing was changed, retry later");
+            pk_msg_error(a->a_batch[i], 503, "unavailable", "storage failure; nothing was changed, retry later");
     }
     for (unsigned i = 0; i < n; i++)
-        pk__reply(a, batch[i]);
+        pk__reply(a, a->a_batch[i]);
+}
+
+/*
+ * Applies up to PK_BATCH_MAX queued messages in one transaction.  A write
+ * batch is applied in the transaction the syncer began and handed back to
+ * it to commit (include/pickple/syncer.h); its answers wait in a_batch
+ * until pk__synced: an acknowledged change is durable, and nothing
+ * unacknowledged was visible to anyone.  Call only with the owner's turn
+ * and no commit in flight.
+ */
+static void pk__apply_batch(pk_actor_t *a)
+{
+    unsigned n = 0;
+    bool readonly = true;
+    pk_msg_t *msg;
+    assert(!a->a_sync_pending);
+    while (n < PK_BATCH_MAX && (msg = pk_mbox_pop(&a->a_inbox)) != NULL) {
+        a->a_batch[n++] = msg;
+        readonly = readonly && msg->m_op->op_readonly;
+    }
+    if (n == 0)
+        return;
+    MDB_txn *txn = NULL;
+    int rc = 0;
+    uint64_t t0 = pk_mono_ns();
+    /* Buyer rows thrown away by an abort are rebuilt first, which writes. */
+    readonly = readonly && !a->a_buyers.bs_stale;
+    if (readonly)
+        rc = pk_store_begin(&a->a_store, true, &txn);
+    else if ((txn = pk_syncer_txn(&a->a_syncer)) == NULL)
+        rc = PK_ESTORE; /* the syncer could not begin one; it tries again */
+    if (rc == 0 && a->a_buyers.bs_stale)
+        rc = pk__buyers_rebuild(a, txn);
+    unsigned applied = 0;
+    for (; rc == 0 && applied < n; applied++) {
+        msg = a->a_batch[applied];
+        msg->m_status = 0;
+        rc = msg->m_op->op_apply(a, txn, msg);
+        assert(rc != 0 || msg->m_status != 0);
+    }
+    if (readonly) {
+        if (txn != NULL)
+            mdb_txn_abort(txn);
+        if (rc == 0)
+            PK_STAT_ADD(a->a_stats.as_read_batches, 1);
+        pk__finish_batch(a, n, rc);
+        return;
+    }
+    if (rc == 0) {
+        int64_t unused;
+        rc = pk_buyers_maintain(&a->a_store, &a->a_buyers, txn, pk_now_ms(), &unused);
+    }
+    if (rc == 0)
+        rc = pk_store_commit_prepare(&a->a_store, txn);
+    if (rc != 0) {
+        /* Back to the syncer even without a transaction: it begins a new
+         * one, which the next batch waits for. */
+        pk_syncer_hand_back(&a->a_syncer, PK_SYNC_ABORT);
+        a->a_sync_pending = true;
+        pk_store_abort(&a->a_store, NULL);
+        pk__finish_batch(a, n, rc);
+        return;
+    }
+    a->a_batch_n = n;
+    a->a_batch_t0 = t0;
+    a->a_batch_t1 = pk_mono_ns();
+    a->a_sync_pending = true;
+    pk_syncer_hand_back(&a->a_syncer, PK_SYNC_COMMIT);
+}
+
+/* The syncer gave the turn back: answers the batch it committed (or, after
+ * a failed commit, 503s). */
+static void pk__synced(pk_actor_t *a)
+{
+    if (!a->a_sync_pending || !pk_syncer_owner_turn(&a->a_syncer))
+        return;
+    a->a_sync_pending = false;
+    unsigned n = a->a_batch_n;
+    a->a_batch_n = 0;
+    if (n == 0)
+        return; /* an abort: nothing waits */
+    int rc = pk_syncer_result(&a->a_syncer);
+    pk_store_committed(&a->a_store, rc);
+    if (rc == 0) {
+        PK_STAT_ADD(a->a_stats.as_apply_us, (a->a_batch_t1 - a->a_batch_t0) / 1000);
+        PK_STAT_ADD(a->a_stats.as_commit_us, (pk_mono_ns() - a->a_batch_t1) / 1000);
+        if (a->a_rt->rt_kafka != NULL)
+            pk_kafka_committed(a->a_rt->rt_kafka, a); /* new events, if any, can be shipped */
+        unsigned bucket = 0;
+        while (bucket + 1 < PK_BATCH_HIST_BUCKETS && (1u << bucket) < n)
+            bucket++;
+        PK_STAT_ADD(a->a_stats.as_batches, 1);
+        PK_STAT_ADD(a->a_stats.as_batch_msgs, n);
+        PK_STAT_ADD(a->a_stats.as_batch_hist[bucket], 1);
+        if (n > a->a_stats.as_batch_max)
+            ck_pr_store_64(&a->a_stats.as_batch_max, n);
+    }
+    pk__finish_batch(a, n, rc);
 }
 
 static void pk__on_wake(h2o_socket_t *sock, const char *err)
@@ -302,7 +345,10 @@ static void *pk__actor_main(void *arg)
     while (!a->a_exit) {
         bool stopping = ck_pr_load_uint(&rt->rt_stopping) != 0;
         h2o_evloop_run(a->a_loop, stopping ? 20 : INT32_MAX);
-        if (a->a_apply_due) {
+        pk__synced(a);
+        /* While a commit is in flight (or before the first transaction was
+         * begun) the batch stays due: the syncer's kick brings the loop back. */
+        if (a->a_apply_due && !a->a_sync_pending && pk_syncer_owner_turn(&a->a_syncer)) {
             a->a_apply_due = false;
             pk__apply_batch(a);
             if (pk_mbox_size(&a->a_inbox) > 0 || pk_mbox_size(&a->a_replies) > 0)
@@ -333,6 +379,10 @@ static void *pk__actor_main(void *arg)
             pk_log_warn("shard=%u shutdown timed out with %u requests in flight", a->a_index, a->a_inflight);
             a->a_exit = true;
         }
+    }
+    if (a->a_sync_pending) {
+        pk_syncer_wait(&a->a_syncer);
+        pk__synced(a);
     }
     return NULL;
 }
@@ -474,13 +524,18 @@ int pk_runtime_launch(pk_runtime_t *rt)
     if ((rc = pk_workers_start(&rt->rt_workers, rt, rt->rt_workers.wk_count)) != 0)
         goto fail;
     for (unsigned i = 0; i < nshards; i++) {
-        if (pthread_create(&rt->rt_actors[i].a_thread, NULL, pk__actor_main, &rt->rt_actors[i]) != 0) {
-            rc = -EAGAIN;
+        pk_actor_t *a = &rt->rt_actors[i];
+        if ((rc = pk_syncer_start(&a->a_syncer, &a->a_store, &a->a_waker)) != 0 ||
+            pthread_create(&a->a_thread, NULL, pk__actor_main, a) != 0) {
+            if (rc == 0)
+                rc = -EAGAIN;
             ck_pr_store_uint(&rt->rt_stopping, 1);
             for (unsigned j = 0; j < started; j++) {
                 pk_waker_kick(&rt->rt_actors[j].a_waker);
                 pthread_join(rt->rt_actors[j].a_thread, NULL);
             }
+            for (unsigned j = 0; j <= i; j++)
+                pk_syncer_stop(&rt->rt_actors[j].a_syncer);
             pk_workers_stop(&rt->rt_workers);
             goto fail;
         }
@@ -541,6 +596,9 @@ void pk_runtime_stop(pk_runtime_t *rt)
         pk_waker_kick(&rt->rt_actors[i].a_waker);
     for (unsigned i = 0; i < rt->rt_nactors; i++)
         pthread_join(rt->rt_actors[i].a_thread, NULL);
+    /* The stores are this thread's to write again once their syncers end. */
+    for (unsigned i = 0; i < rt->rt_nactors; i++)
+        pk_syncer_stop(&rt->rt_actors[i].a_syncer);
     pk_workers_stop(&rt->rt_workers);
     /* No actor runs: pending buyer rows are stored, so a restart replays
      * nothing. */

@@ -236,27 +236,45 @@ int pk_store_begin(pk_store_t *st, bool readonly, MDB_txn **txn)
     return 0;
 }
 
-int pk_store_commit(pk_store_t *st, MDB_txn *txn)
+int pk_store_commit_prepare(pk_store_t *st, MDB_txn *txn)
 {
     int rc;
-    if (st->st_seq_dirty) {
-        for (int i = 0; i < PK_SEQ_COUNT; i++) {
-            if ((rc = pk_store_meta_put_u64(st, txn, pk__seq_keys[i], st->st_seq[i])) != 0)
-                goto fail;
-        }
-        if ((rc = pk_store_meta_put_u64(st, txn, "outbox.next", st->st_outbox_next)) != 0)
-            goto fail;
+    if (!st->st_seq_dirty)
+        return 0;
+    for (int i = 0; i < PK_SEQ_COUNT; i++) {
+        if ((rc = pk_store_meta_put_u64(st, txn, pk__seq_keys[i], st->st_seq[i])) != 0)
+            return rc;
     }
-    rc = mdb_txn_commit(txn);
+    return pk_store_meta_put_u64(st, txn, "outbox.next", st->st_outbox_next);
+}
+
+int pk_store_commit_txn(const pk_store_t *st, MDB_txn *txn)
+{
+    int rc = mdb_txn_commit(txn);
     if (rc != 0) {
         pk_log_error("shard=%u commit failed: %s", st->st_shard, mdb_strerror(rc));
-        pk_store_abort(st, NULL);
         return PK_ESTORE;
     }
-    st->st_seq_dirty = false;
     return 0;
-fail:
-    pk_store_abort(st, txn);
+}
+
+void pk_store_committed(pk_store_t *st, int rc)
+{
+    if (rc == 0)
+        st->st_seq_dirty = false;
+    else
+        pk_store_abort(st, NULL);
+}
+
+int pk_store_commit(pk_store_t *st, MDB_txn *txn)
+{
+    int rc = pk_store_commit_prepare(st, txn);
+    if (rc != 0) {
+        pk_store_abort(st, txn);
+        return rc;
+    }
+    rc = pk_store_commit_txn(st, txn);
+    pk_store_committed(st, rc);
     return rc;
 }
 
