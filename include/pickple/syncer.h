@@ -51,7 +51,7 @@ typedef struct pk_syncer {
     pthread_t sy_thread;
     bool sy_started;
     /* Written by whoever has the turn, read by the other after it. */
-    unsigned sy_turn_syncer;    /* 1: the syncer's turn (ck_pr) */
+    unsigned sy_turn_syncer;    /* 1: the syncer's turn (atomic, release/acquire) */
     pk_sync_request_t sy_request;
     MDB_txn *sy_txn;            /* begun, for the owner; NULL when begin failed */
     int sy_end_rc;              /* result of the last COMMIT (0 or PK_ESTORE) */
