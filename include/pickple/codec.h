@@ -8,6 +8,7 @@
 
 #include <msgpack.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "pickple/common.h"
 #include "pickple/out.h"
@@ -51,5 +52,78 @@ void pk_codec_rec_begin(pk_codec_rec_t *rec, msgpack_packer *pk, pk_buf_t *buf);
 /* Returns 0 when the whole record was appended, else the first write error
  * with the buffer back at its length before the record. */
 int pk_codec_rec_end(pk_codec_rec_t *rec) PK_MUST_USE;
+
+/*
+ * Direct writers for hot records: each writes one MessagePack value at p,
+ * in the smallest form (the one msgpack-c's packer picks), and returns the
+ * end.  The caller has reserved the room first (pk_buf_reserve): at most
+ * PK_MPW_NUM_MAX bytes for a number or an array header, PK_MPW_STR_HDR_MAX
+ * plus len for a string.
+ */
+#define PK_MPW_NUM_MAX 9
+#define PK_MPW_STR_HDR_MAX 5
+
+static inline uint8_t *pk__mpw_be(uint8_t *p, uint8_t tag, uint64_t v, unsigned bytes)
+{
+    *p++ = tag;
+    for (unsigned i = bytes; i-- > 0;)
+        *p++ = (uint8_t)(v >> (8 * i));
+    return p;
+}
+
+static inline uint8_t *pk_mpw_uint(uint8_t *p, uint64_t v)
+{
+    if (v < 0x80) {
+        *p = (uint8_t)v;
+        return p + 1;
+    }
+    if (v < 0x100)
+        return pk__mpw_be(p, 0xcc, v, 1);
+    if (v < 0x10000)
+        return pk__mpw_be(p, 0xcd, v, 2);
+    if (v < 0x100000000ull)
+        return pk__mpw_be(p, 0xce, v, 4);
+    return pk__mpw_be(p, 0xcf, v, 8);
+}
+
+static inline uint8_t *pk_mpw_int(uint8_t *p, int64_t v)
+{
+    if (v >= 0)
+        return pk_mpw_uint(p, (uint64_t)v);
+    if (v >= -32) {
+        *p = (uint8_t)(int8_t)v; /* negative fixint */
+        return p + 1;
+    }
+    if (v >= INT8_MIN)
+        return pk__mpw_be(p, 0xd0, (uint64_t)v, 1);
+    if (v >= INT16_MIN)
+        return pk__mpw_be(p, 0xd1, (uint64_t)v, 2);
+    if (v >= INT32_MIN)
+        return pk__mpw_be(p, 0xd2, (uint64_t)v, 4);
+    return pk__mpw_be(p, 0xd3, (uint64_t)v, 8);
+}
+
+static inline uint8_t *pk_mpw_array(uint8_t *p, uint32_t n)
+{
+    if (n < 16) {
+        *p = (uint8_t)(0x90 | n);
+        return p + 1;
+    }
+    return n < 0x10000 ? pk__mpw_be(p, 0xdc, n, 2) : pk__mpw_be(p, 0xdd, n, 4);
+}
+
+static inline uint8_t *pk_mpw_str(uint8_t *p, const char *s, size_t len)
+{
+    if (len < 32)
+        *p++ = (uint8_t)(0xa0 | len);
+    else if (len < 0x100)
+        p = pk__mpw_be(p, 0xd9, len, 1);
+    else if (len < 0x10000)
+        p = pk__mpw_be(p, 0xda, len, 2);
+    else
+        p = pk__mpw_be(p, 0xdb, len, 4);
+    memcpy(p, s, len);
+    return p + len;
+}
 
 #endif

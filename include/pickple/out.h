@@ -37,6 +37,9 @@ typedef struct pk_buf {
 /* Appends; returns 0 or -ENOMEM/-ENOSPC (past PK_OUT_BYTES_MAX). */
 int pk_buf_append(pk_buf_t *b, const void *data, size_t len) PK_MUST_USE;
 void pk_buf_free(pk_buf_t *b);
+/* Makes room for extra more bytes (b_len unchanged); 0 or -ENOMEM/-ENOSPC
+ * (past PK_OUT_BYTES_MAX). */
+int pk_buf_reserve(pk_buf_t *b, size_t extra) PK_MUST_USE;
 
 typedef struct pk_out {
     pk_fmt_t o_fmt;

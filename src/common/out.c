@@ -8,13 +8,13 @@
 
 #define PK__OUT_FIRST_CAP 1024
 
-int pk_buf_append(pk_buf_t *b, const void *data, size_t len)
+int pk_buf_reserve(pk_buf_t *b, size_t extra)
 {
-    if (len > PK_OUT_BYTES_MAX || b->b_len + len > PK_OUT_BYTES_MAX)
+    if (extra > PK_OUT_BYTES_MAX || b->b_len + extra > PK_OUT_BYTES_MAX)
         return -ENOSPC;
-    if (b->b_len + len > b->b_cap) {
+    if (b->b_len + extra > b->b_cap) {
         size_t cap = b->b_cap ? b->b_cap : 256;
-        while (cap < b->b_len + len)
+        while (cap < b->b_len + extra)
             cap *= 2;
         char *p = realloc(b->b_data, cap);
         if (p == NULL)
@@ -22,6 +22,14 @@ int pk_buf_append(pk_buf_t *b, const void *data, size_t len)
         b->b_data = p;
         b->b_cap = cap;
     }
+    return 0;
+}
+
+int pk_buf_append(pk_buf_t *b, const void *data, size_t len)
+{
+    int rc = pk_buf_reserve(b, len);
+    if (rc != 0)
+        return rc;
     memcpy(b->b_data + b->b_len, data, len);
     b->b_len += len;
     return 0;

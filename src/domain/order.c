@@ -1,4 +1,5 @@
 /* Orders: status and delivery machines, amount rules, stored form, documents. */
+#include <assert.h>
 #include <string.h>
 
 #include "pickple/codec.h"
@@ -163,52 +164,61 @@ bool pk_order_has_seller(const pk_order_t *o, uint64_t user_id)
  * with o_prev_id 0. */
 enum { PK__ORDER_SCHEMA = 2, PK__ORDER_FIELDS = 26, PK__ORDER_FIELDS_V1 = 25 };
 
+/* Written directly (include/pickple/codec.h), not through msgpack-c's
+ * packer: every placed order is encoded on its owner's thread, and the
+ * packer's call per value was most of the cost. */
 int pk_order_encode(const pk_order_t *o, pk_buf_t *out)
 {
-    msgpack_packer pk;
-    pk_codec_rec_t rec;
     const pk_shipping_t *sh = &o->o_shipping;
     const pk_payment_t *pa = &o->o_payment;
     const pk_delivery_t *de = &o->o_delivery;
-    pk_codec_rec_begin(&rec, &pk, out);
-    msgpack_pack_array(&pk, PK__ORDER_FIELDS);
-    msgpack_pack_uint64(&pk, PK__ORDER_SCHEMA);
-    msgpack_pack_uint64(&pk, o->o_id);
-    msgpack_pack_uint64(&pk, o->o_user_id);
-    msgpack_pack_uint64(&pk, o->o_sale_id);
-    msgpack_pack_uint64(&pk, o->o_status);
-    msgpack_pack_int64(&pk, o->o_total);
-    msgpack_pack_int64(&pk, o->o_created_ms);
-    msgpack_pack_int64(&pk, o->o_expires_ms);
-    msgpack_pack_int64(&pk, o->o_updated_ms);
-    msgpack_pack_array(&pk, o->o_nitems);
+    size_t max = PK_MPW_NUM_MAX * (PK__ORDER_FIELDS + 2 + 5 + 5 * (size_t)o->o_nitems) +
+                 PK_MPW_STR_HDR_MAX * 5 + sh->sh_recipient_len + sh->sh_address_len + sh->sh_phone_len +
+                 de->de_carrier_len + de->de_tracking_len;
+    int rc = pk_buf_reserve(out, max);
+    if (rc != 0)
+        return rc;
+    uint8_t *start = (uint8_t *)out->b_data + out->b_len, *p = start;
+    p = pk_mpw_array(p, PK__ORDER_FIELDS);
+    p = pk_mpw_uint(p, PK__ORDER_SCHEMA);
+    p = pk_mpw_uint(p, o->o_id);
+    p = pk_mpw_uint(p, o->o_user_id);
+    p = pk_mpw_uint(p, o->o_sale_id);
+    p = pk_mpw_uint(p, o->o_status);
+    p = pk_mpw_int(p, o->o_total);
+    p = pk_mpw_int(p, o->o_created_ms);
+    p = pk_mpw_int(p, o->o_expires_ms);
+    p = pk_mpw_int(p, o->o_updated_ms);
+    p = pk_mpw_array(p, o->o_nitems);
     for (unsigned i = 0; i < o->o_nitems; i++) {
         const pk_order_item_t *it = &o->o_items[i];
-        msgpack_pack_array(&pk, 4);
-        msgpack_pack_uint64(&pk, it->oi_product_id);
-        msgpack_pack_uint64(&pk, it->oi_seller_id);
-        msgpack_pack_int64(&pk, it->oi_quantity);
-        msgpack_pack_int64(&pk, it->oi_unit_price);
+        p = pk_mpw_array(p, 4);
+        p = pk_mpw_uint(p, it->oi_product_id);
+        p = pk_mpw_uint(p, it->oi_seller_id);
+        p = pk_mpw_int(p, it->oi_quantity);
+        p = pk_mpw_int(p, it->oi_unit_price);
     }
-    msgpack_pack_uint64(&pk, sh->sh_present);
-    pk_codec_pack_str(&pk, sh->sh_recipient, sh->sh_recipient_len);
-    pk_codec_pack_str(&pk, sh->sh_address, sh->sh_address_len);
-    pk_codec_pack_str(&pk, sh->sh_phone, sh->sh_phone_len);
-    msgpack_pack_uint64(&pk, pa->pa_id);
-    msgpack_pack_int64(&pk, pa->pa_amount);
-    msgpack_pack_uint64(&pk, pa->pa_method);
-    msgpack_pack_uint64(&pk, pa->pa_status);
-    msgpack_pack_int64(&pk, pa->pa_paid_ms);
-    msgpack_pack_int64(&pk, pa->pa_refunded_ms);
-    msgpack_pack_uint64(&pk, de->de_id);
-    msgpack_pack_uint64(&pk, de->de_status);
-    pk_codec_pack_str(&pk, de->de_carrier, de->de_carrier_len);
-    pk_codec_pack_str(&pk, de->de_tracking, de->de_tracking_len);
-    msgpack_pack_array(&pk, PK_ARRAY_LEN(de->de_at_ms));
+    p = pk_mpw_uint(p, sh->sh_present);
+    p = pk_mpw_str(p, sh->sh_recipient, sh->sh_recipient_len);
+    p = pk_mpw_str(p, sh->sh_address, sh->sh_address_len);
+    p = pk_mpw_str(p, sh->sh_phone, sh->sh_phone_len);
+    p = pk_mpw_uint(p, pa->pa_id);
+    p = pk_mpw_int(p, pa->pa_amount);
+    p = pk_mpw_uint(p, pa->pa_method);
+    p = pk_mpw_uint(p, pa->pa_status);
+    p = pk_mpw_int(p, pa->pa_paid_ms);
+    p = pk_mpw_int(p, pa->pa_refunded_ms);
+    p = pk_mpw_uint(p, de->de_id);
+    p = pk_mpw_uint(p, de->de_status);
+    p = pk_mpw_str(p, de->de_carrier, de->de_carrier_len);
+    p = pk_mpw_str(p, de->de_tracking, de->de_tracking_len);
+    p = pk_mpw_array(p, PK_ARRAY_LEN(de->de_at_ms));
     for (unsigned i = 0; i < PK_ARRAY_LEN(de->de_at_ms); i++)
-        msgpack_pack_int64(&pk, de->de_at_ms[i]);
-    msgpack_pack_uint64(&pk, o->o_prev_id);
-    return pk_codec_rec_end(&rec);
+        p = pk_mpw_int(p, de->de_at_ms[i]);
+    p = pk_mpw_uint(p, o->o_prev_id);
+    assert((size_t)(p - start) <= max);
+    out->b_len += (size_t)(p - start);
+    return 0;
 }
 
 static int pk__u8(const msgpack_object *f, uint64_t max, uint8_t *out)

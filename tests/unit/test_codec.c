@@ -132,9 +132,64 @@ static void test_rec_sticky(void)
     free(b.b_data);
 }
 
+/* Bytes msgpack-c's packer writes for one value, into ref. */
+static size_t packed(pk_buf_t *ref, int kind, int64_t i, uint64_t u, const char *str, size_t len)
+{
+    msgpack_packer pk;
+    ref->b_len = 0;
+    pk_codec_packer_init(&pk, ref);
+    if (kind == 0)
+        msgpack_pack_uint64(&pk, u);
+    else if (kind == 1)
+        msgpack_pack_int64(&pk, i);
+    else if (kind == 2)
+        msgpack_pack_array(&pk, (size_t)u);
+    else
+        CHECK_RC(pk_codec_pack_str(&pk, str, len), 0);
+    return ref->b_len;
+}
+
+/* The direct writers pick the same smallest forms as the packer, at every
+ * boundary. */
+static void test_direct_writers(void)
+{
+    static const uint64_t us[] = {0, 1, 127, 128, 255, 256, 65535, 65536, 0xffffffffull, 0x100000000ull, UINT64_MAX};
+    static const int64_t is[] = {0,      1,       127,        128,           255,       256,      65535,
+                                 65536,  -1,      -32,        -33,           -128,      -129,     -32768,
+                                 -32769, INT32_MIN, (int64_t)INT32_MIN - 1, INT64_MIN, INT64_MAX};
+    static const size_t lens[] = {0, 1, 31, 32, 255, 256, 65535, 65536};
+    static const uint64_t arrays[] = {0, 15, 16, 65535, 65536};
+    pk_buf_t ref = {0};
+    uint8_t mine[16];
+    char *text = malloc(65536 + PK_MPW_STR_HDR_MAX);
+    uint8_t *big = malloc(65536 + PK_MPW_STR_HDR_MAX);
+    memset(text, 'x', 65536);
+    for (size_t k = 0; k < PK_ARRAY_LEN(us); k++) {
+        size_t n = (size_t)(pk_mpw_uint(mine, us[k]) - mine);
+        CHECK(n == packed(&ref, 0, 0, us[k], NULL, 0) && memcmp(mine, ref.b_data, n) == 0);
+    }
+    for (size_t k = 0; k < PK_ARRAY_LEN(is); k++) {
+        size_t n = (size_t)(pk_mpw_int(mine, is[k]) - mine);
+        CHECK(n <= PK_MPW_NUM_MAX && n == packed(&ref, 1, is[k], 0, NULL, 0) && memcmp(mine, ref.b_data, n) == 0);
+    }
+    for (size_t k = 0; k < PK_ARRAY_LEN(arrays); k++) {
+        size_t n = (size_t)(pk_mpw_array(mine, (uint32_t)arrays[k]) - mine);
+        CHECK(n == packed(&ref, 2, 0, arrays[k], NULL, 0) && memcmp(mine, ref.b_data, n) == 0);
+    }
+    for (size_t k = 0; k < PK_ARRAY_LEN(lens); k++) {
+        size_t n = (size_t)(pk_mpw_str(big, text, lens[k]) - big);
+        CHECK(n <= lens[k] + PK_MPW_STR_HDR_MAX && n == packed(&ref, 3, 0, 0, text, lens[k]) &&
+              memcmp(big, ref.b_data, n) == 0);
+    }
+    free(text);
+    free(big);
+    pk_buf_free(&ref);
+}
+
 int main(void)
 {
     test_encoders();
     test_rec_sticky();
+    test_direct_writers();
     return CHECK_DONE("test_codec");
 }
