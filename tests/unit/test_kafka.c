@@ -17,6 +17,7 @@
 #include "pickple/store.h"
 
 #include "check.h"
+#include "store_fixture.h"
 
 static void test_routing(void)
 {
@@ -46,15 +47,6 @@ static void test_routing(void)
     CHECK(pk_kafka_topic_of_type("", 0) == -1);
     /* Only type_len bytes count. */
     CHECK(pk_kafka_topic_of_type("sale.ended", 4) == 2);
-}
-
-static int open_store(pk_store_t *st, const char *dir)
-{
-    unsigned nshards = 1;
-    char err[256];
-    if (pk_data_dir_init(dir, &nshards, err, sizeof(err)) != 0)
-        return -1;
-    return pk_store_open(st, dir, 0, 1, false, 64u << 20);
 }
 
 /* Appends count events (data of data_len bytes) in one transaction. */
@@ -232,7 +224,7 @@ static void test_trim(pk_store_t *st, const char *dir)
     /* Emptied outbox: the next event still gets a new id, also after a
      * reopen. */
     pk_store_close(st);
-    CHECK_RC(open_store(st, dir), 0);
+    CHECK_RC(fixture_open_store(st, dir), 0);
     CHECK(st->st_outbox_next == last + 1);
     CHECK(cursor(st) == last);
     append(st, 1, 2);
@@ -248,7 +240,7 @@ int main(void)
     char dir[] = "/tmp/pickple-test-kafka-XXXXXX";
     pk_store_t st;
     test_routing();
-    if (mkdtemp(dir) == NULL || open_store(&st, dir) != 0) {
+    if (mkdtemp(dir) == NULL || fixture_open_store(&st, dir) != 0) {
         printf("FAIL cannot open a store in %s\n", dir);
         return 1;
     }

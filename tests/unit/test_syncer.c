@@ -20,17 +20,9 @@
 #include "pickple/syncer.h"
 
 #include "check.h"
+#include "store_fixture.h"
 
 #define ROUNDS 600
-
-static int open_store(pk_store_t *st, const char *dir)
-{
-    unsigned nshards = 1;
-    char err[256];
-    if (pk_data_dir_init(dir, &nshards, err, sizeof(err)) != 0)
-        return -1;
-    return pk_store_open(st, dir, 0, 1, false, 64u << 20);
-}
 
 /* The owner's wait: the header's wake protocol. */
 static void wait_turn(pk_syncer_t *sy, pk_waker_t *owner)
@@ -115,7 +107,7 @@ int main(void)
 {
     char dir[] = "/tmp/pickple-test-syncer-XXXXXX";
     pk_store_t st;
-    if (mkdtemp(dir) == NULL || open_store(&st, dir) != 0) {
+    if (mkdtemp(dir) == NULL || fixture_open_store(&st, dir) != 0) {
         printf("FAIL cannot open a store in %s\n", dir);
         return 1;
     }
