@@ -93,7 +93,8 @@ static int pk__note(pk_store_t *st, MDB_txn *txn, const pk_order_t *o, pk_note_k
         rc = pk_out_finish(&out, &json);
     }
     if (rc == 0)
-        rc = pk_store_outbox_append(st, txn, "notification.created", n.n_id, now_ms, PK_EVENT_JSON, json.b_data, json.b_len);
+        rc = pk_store_outbox_append(st, txn, "notification.created", n.n_id, now_ms, PK_EVENT_JSON, json.b_data,
+                                    json.b_len);
     pk_buf_free(&rec);
     pk_buf_free(&json);
     return rc == 0 ? 0 : PK_ESTORE;
