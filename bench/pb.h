@@ -234,6 +234,11 @@ typedef struct pb_stats {
     pb_hist_t st_all;                  /* every counted response */
     pb_hist_t st_ok[PB_CLASS_COUNT];   /* counted 2xx, by class: [ORDER] = accepted orders */
     pb_hist_t st_rejected;             /* counted 409 */
+    /* Open loop: how late each counted request left this client after it
+     * was due (the client's own share of the latencies above), except those
+     * that waited for a free stream (the server's share), only counted. */
+    pb_hist_t st_late;
+    uint64_t st_stream_waits;
 } pb_stats_t;
 
 /* Options and everything setup produced; read-only while workers run,
@@ -298,6 +303,7 @@ typedef struct pb_worker {
     pb_conn_t *w_conns;
     unsigned w_nconns, w_rr;
     uint64_t w_rng;
+    uint64_t w_starved_ns;  /* open loop: last time a due request found no free stream */
     uint64_t w_seq;         /* duration mode: this worker's request numbers */
     uint64_t w_next_ns;     /* open loop: intended time of the next request */
     uint64_t w_open_start_ns, w_sent;

@@ -124,8 +124,10 @@ static bool pb__issue_open(pb_worker_t *w, uint64_t now)
             w->w_rr = (w->w_rr + 1) % w->w_nconns;
             rq = pb_conn_slot(c);
         }
-        if (rq == NULL)
+        if (rq == NULL) {
+            w->w_starved_ns = now;
             return true;
+        }
         uint64_t seq;
         if (!pb__take_seq(w, &seq)) {
             w->w_stopping = true;
@@ -133,6 +135,12 @@ static bool pb__issue_open(pb_worker_t *w, uint64_t now)
         }
         if (pb__send(w, c, rq, seq, w->w_next_ns) != 0)
             return true;
+        if (w->w_next_ns < run->r_measure_ns)
+            ; /* warm-up */
+        else if (w->w_next_ns <= w->w_starved_ns)
+            w->w_stats.st_stream_waits++;
+        else
+            pb_hist_record(&w->w_stats.st_late, now - w->w_next_ns);
         w->w_sent++;
         w->w_next_ns = w->w_open_start_ns + (uint64_t)((double)w->w_sent * w->w_interval_ns);
     }
@@ -317,12 +325,15 @@ static void pb__stats_merge(pb_stats_t *into, const pb_stats_t *from)
 #undef PB__MIN_SET
     pb_hist_merge(&into->st_all, &from->st_all);
     pb_hist_merge(&into->st_rejected, &from->st_rejected);
+    pb_hist_merge(&into->st_late, &from->st_late);
+    into->st_stream_waits += from->st_stream_waits;
 }
 
 static void pb__stats_init(pb_stats_t *st)
 {
     memset(st, 0, sizeof(*st));
     pb_hist_init(&st->st_all);
+    pb_hist_init(&st->st_late);
     pb_hist_init(&st->st_rejected);
     for (unsigned i = 0; i < PB_CLASS_COUNT; i++)
         pb_hist_init(&st->st_ok[i]);

@@ -179,6 +179,10 @@ static void pb__report_json(const pb_run_t *run, int violations)
     pb__json_latency(f, "latency_ms", &st->st_all);
     pb__json_latency(f, "accepted_latency_ms", &st->st_ok[PB_CLASS_ORDER]);
     pb__json_latency(f, "rejected_latency_ms", &st->st_rejected);
+    if (run->r_rate > 0) {
+        pb__json_latency(f, "send_late_ms", &st->st_late);
+        fprintf(f, ",\"stream_waits\":%llu", (unsigned long long)st->st_stream_waits);
+    }
     fprintf(f, ",\"classes\":{");
     first = true;
     for (unsigned c = 0; c < PB_CLASS_COUNT; c++) {
@@ -234,6 +238,12 @@ static void pb__report_human(FILE *f, const pb_run_t *run, int violations)
     pb__human_latency(f, "accepted orders", &st->st_ok[PB_CLASS_ORDER]);
     pb__human_latency(f, "rejected (409)", &st->st_rejected);
     pb__human_latency(f, "pay (2xx)", &st->st_ok[PB_CLASS_PAY]);
+    if (run->r_rate > 0) {
+        pb__human_latency(f, "sent late by", &st->st_late);
+        if (st->st_stream_waits)
+            fprintf(f, "  %llu requests waited for a free stream (not in \"sent late by\")\n",
+                    (unsigned long long)st->st_stream_waits);
+    }
     if (run->r_extra_len)
         fprintf(f, "  scenario {%.*s}\n", (int)run->r_extra_len - 1, run->r_extra + 1);
     if (violations > 0)

@@ -71,6 +71,8 @@ def summarise(runs):
         "p99": median([get(r, "latency_ms", "p99") for r in res]),
         "p999": median([get(r, "latency_ms", "p999") for r in res]),
         "acc_p99": median([get(r, "accepted_latency_ms", "p99") for r in res]),
+        "late_p99": median([get(r, "send_late_ms", "p99") for r in res if r.get("mode") == "open"]),
+        "stream_waits": sum(r.get("stream_waits", 0) for r in res),
         "rss_kb": median([r.get("rss_kb") for r in ok]),
         "rss_kb_max": max([r.get("rss_kb") or 0 for r in ok], default=0),
         "failed": sum(r.get("failed", 0) for r in res),
@@ -120,6 +122,10 @@ def build(rows):
                          else "not verified")
         if x["rate"]:
             notes.append(f"offered {fmt(x['rate'])}/s")
+        if x["late_p99"] is not None:
+            notes.append(f"client sent late p99 {fmt(x['late_p99'], 2)} ms")
+        if x["stream_waits"]:
+            notes.append(f"{x['stream_waits']:,} waited for a stream")
         if x["failed"]:
             notes.append(f"{x['failed']:,} failed")
         if x["unfinished"]:

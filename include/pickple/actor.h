@@ -168,6 +168,8 @@ struct pk_msg {
 };
 
 #define PK_BATCH_HIST_BUCKETS 12 /* batch sizes 1, 2, 4, ... 1024, more */
+#define PK_SYNC_HIST_BUCKETS 9   /* commit times <= 250 us, 500 us, ... 32 ms, more */
+#define PK_SYNC_HIST_FIRST_US 250
 
 /* Per-thread statistics, written by the owner only (ck_pr stores), read by
  * anyone with ck_pr loads (metrics, bench reports). */
@@ -180,7 +182,9 @@ typedef struct pk_actor_stats {
     uint64_t as_rejected_full; /* requests answered 503: inbox full */
     uint64_t as_store_errors;  /* batches aborted */
     uint64_t as_apply_us;      /* time applying committed batches */
-    uint64_t as_commit_us;     /* time in mdb_txn_commit (write + fsync) */
+    uint64_t as_commit_us;     /* hand-over to the syncer until the committed batch is back */
+    uint64_t as_sync_us;       /* of which in mdb_txn_commit on the syncer (writes + syncs) */
+    uint64_t as_sync_hist[PK_SYNC_HIST_BUCKETS]; /* commits of <= 250 us * 2^i */
 } pk_actor_stats_t;
 
 /* Owner-side increment of a statistic others may read concurrently. */

@@ -55,6 +55,7 @@ typedef struct pk_syncer {
     pk_sync_request_t sy_request;
     MDB_txn *sy_txn;            /* begun, for the owner; NULL when begin failed */
     int sy_end_rc;              /* result of the last COMMIT (0 or PK_ESTORE) */
+    uint64_t sy_commit_ns;      /* how long the last COMMIT took (page writes and syncs) */
 } pk_syncer_t;
 
 /*
@@ -77,6 +78,10 @@ void pk_syncer_hand_back(pk_syncer_t *sy, pk_sync_request_t req);
 
 /* Owner, with the turn back after a COMMIT: its result, 0 or PK_ESTORE. */
 int pk_syncer_result(pk_syncer_t *sy);
+
+/* Owner, with the turn back after a COMMIT: how long mdb_txn_commit took on
+ * the syncer, in nanoseconds (the disk's part of the batch's latency). */
+uint64_t pk_syncer_commit_ns(pk_syncer_t *sy);
 
 /* Owner: blocks until the turn is the owner's (shutdown only). */
 void pk_syncer_wait(pk_syncer_t *sy);

@@ -212,6 +212,12 @@ static void pk__synced(pk_actor_t *a)
     if (rc == 0) {
         PK_STAT_ADD(a->a_stats.as_apply_us, (a->a_batch_t1 - a->a_batch_t0) / 1000);
         PK_STAT_ADD(a->a_stats.as_commit_us, (pk_mono_ns() - a->a_batch_t1) / 1000);
+        uint64_t sync_us = pk_syncer_commit_ns(&a->a_syncer) / 1000;
+        unsigned sb = 0;
+        while (sb + 1 < PK_SYNC_HIST_BUCKETS && ((uint64_t)PK_SYNC_HIST_FIRST_US << sb) < sync_us)
+            sb++;
+        PK_STAT_ADD(a->a_stats.as_sync_us, sync_us);
+        PK_STAT_ADD(a->a_stats.as_sync_hist[sb], 1);
         if (a->a_rt->rt_kafka != NULL)
             pk_kafka_committed(a->a_rt->rt_kafka, a); /* new events, if any, can be shipped */
         unsigned bucket = 0;
@@ -539,6 +545,14 @@ int pk_runtime_launch(pk_runtime_t *rt)
             pk_workers_stop(&rt->rt_workers);
             goto fail;
         }
+        /* Named for top -H and perf: pk-actor-N owns shard N, pk-sync-N commits it. */
+        char name[32]; /* the kernel keeps 15 characters */
+        snprintf(name, sizeof(name), "pk-actor-%u", i);
+        name[15] = '\0';
+        pthread_setname_np(a->a_thread, name);
+        snprintf(name, sizeof(name), "pk-sync-%u", i);
+        name[15] = '\0';
+        pthread_setname_np(a->a_syncer.sy_thread, name);
         started++;
     }
     pk_log_info("listening on %s:%u with %u actor threads (http/1.1, h2c%s)", cfg->cf_listen_host, rt->rt_port,

@@ -49,7 +49,9 @@ static void *pk__syncer_main(void *arg)
         sy->sy_txn = NULL;
         if (req == PK_SYNC_COMMIT) {
             assert(txn != NULL);
+            uint64_t t0 = pk_mono_ns();
             sy->sy_end_rc = pk_store_commit_txn(sy->sy_store, txn);
+            sy->sy_commit_ns = pk_mono_ns() - t0;
         } else if (txn != NULL) {
             mdb_txn_abort(txn);
         }
@@ -102,6 +104,12 @@ int pk_syncer_result(pk_syncer_t *sy)
 {
     assert(!pk__syncer_turn(sy));
     return sy->sy_end_rc;
+}
+
+uint64_t pk_syncer_commit_ns(pk_syncer_t *sy)
+{
+    assert(!pk__syncer_turn(sy));
+    return sy->sy_commit_ns;
 }
 
 void pk_syncer_wait(pk_syncer_t *sy)

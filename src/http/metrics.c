@@ -1,17 +1,23 @@
 /* GET /metrics: Prometheus text exposition of the runtime's counters. */
 #include <ck_pr.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
 #include "pickple/http.h"
 #include "pickple/kafka.h"
+#include "pickple/log.h"
 
-#define PK__METRICS_BYTES_MAX 16384
+/* Room for the page: a fixed part and each shard's lines (about 2.7 KiB
+ * with Kafka on); the whole page must fit, or it is not sent. */
+#define PK__METRICS_BYTES_FIXED 4096
+#define PK__METRICS_BYTES_PER_SHARD 4096
 
 typedef struct pk__metrics_buf {
     char *mb_data;
-    size_t mb_len;
+    size_t mb_len, mb_cap;
+    bool mb_truncated;
 } pk__metrics_buf_t;
 
 static void pk__emit(pk__metrics_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -19,10 +25,12 @@ static void pk__emit(pk__metrics_buf_t *b, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(b->mb_data + b->mb_len, PK__METRICS_BYTES_MAX - b->mb_len, fmt, ap);
+    int n = vsnprintf(b->mb_data + b->mb_len, b->mb_cap - b->mb_len, fmt, ap);
     va_end(ap);
-    if (n > 0 && (size_t)n < PK__METRICS_BYTES_MAX - b->mb_len)
+    if (n > 0 && (size_t)n < b->mb_cap - b->mb_len)
         b->mb_len += (size_t)n;
+    else
+        b->mb_truncated = true;
 }
 
 /* Per-shard u64 statistics exported as they are. */
@@ -46,7 +54,8 @@ static const struct {
     {"pickple_batch_apply_microseconds_total", "counter",
      "Time spent applying messages of committed batches, before the commit.", offsetof(pk_actor_stats_t, as_apply_us)},
     {"pickple_commit_microseconds_total", "counter",
-     "Time spent committing (page writes and fsync); the actor's loop waits meanwhile.",
+     "From each batch's hand-over to the shard's syncer until the owner took it back committed: the commit "
+     "itself (pickple_sync_microseconds) plus the rest of the owner's loop turn.",
      offsetof(pk_actor_stats_t, as_commit_us)},
 };
 
@@ -88,7 +97,8 @@ static void pk__emit_kafka(pk__metrics_buf_t *b, pk_runtime_t *rt)
 void pk_h_metrics(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args)
 {
     pk_runtime_t *rt = a->a_rt;
-    pk__metrics_buf_t b = {h2o_mem_alloc_pool(&req->pool, PK__METRICS_BYTES_MAX), 0};
+    size_t cap = PK__METRICS_BYTES_FIXED + (size_t)PK__METRICS_BYTES_PER_SHARD * rt->rt_nactors;
+    pk__metrics_buf_t b = {h2o_mem_alloc_pool(&req->pool, cap), 0, cap, false};
     for (size_t m = 0; m < PK_ARRAY_LEN(pk__shard_stats); m++) {
         pk__emit(&b, "# HELP %s %s\n# TYPE %s %s\n", pk__shard_stats[m].name, pk__shard_stats[m].help,
                  pk__shard_stats[m].name, pk__shard_stats[m].type);
@@ -117,11 +127,35 @@ void pk_h_metrics(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args)
         pk__emit(&b, "pickple_commit_batch_size_count{shard=\"%u\"} %llu\n", i,
                  (unsigned long long)ck_pr_load_64(&s->as_batches));
     }
+    pk__emit(&b, "# HELP pickple_sync_microseconds Time of each group commit on the shard's syncer thread "
+                 "(page writes, data sync, meta page sync).\n"
+                 "# TYPE pickple_sync_microseconds histogram\n");
+    for (unsigned i = 0; i < rt->rt_nactors; i++) {
+        pk_actor_stats_t *s = &rt->rt_actors[i].a_stats;
+        uint64_t cum = 0;
+        for (unsigned k = 0; k < PK_SYNC_HIST_BUCKETS; k++) {
+            cum += ck_pr_load_64(&s->as_sync_hist[k]);
+            if (k + 1 < PK_SYNC_HIST_BUCKETS)
+                pk__emit(&b, "pickple_sync_microseconds_bucket{shard=\"%u\",le=\"%u\"} %llu\n", i,
+                         PK_SYNC_HIST_FIRST_US << k, (unsigned long long)cum);
+            else
+                pk__emit(&b, "pickple_sync_microseconds_bucket{shard=\"%u\",le=\"+Inf\"} %llu\n", i,
+                         (unsigned long long)cum);
+        }
+        pk__emit(&b, "pickple_sync_microseconds_sum{shard=\"%u\"} %llu\n", i,
+                 (unsigned long long)ck_pr_load_64(&s->as_sync_us));
+        pk__emit(&b, "pickple_sync_microseconds_count{shard=\"%u\"} %llu\n", i, (unsigned long long)cum);
+    }
     pk__emit(&b, "# HELP pickple_inflight Messages alive on each thread.\n# TYPE pickple_inflight gauge\n");
     for (unsigned i = 0; i < rt->rt_nactors; i++)
         pk__emit(&b, "pickple_inflight{shard=\"%u\"} %u\n", i, ck_pr_load_uint(&rt->rt_actors[i].a_inflight));
     if (rt->rt_kafka != NULL)
         pk__emit_kafka(&b, rt);
+    if (b.mb_truncated) {
+        pk_log_error("metrics: the page outgrew its %zu bytes", cap);
+        pk_http_error(req, PK_FMT_JSON, 500, "internal", "metrics page too large");
+        return;
+    }
     req->res.status = 200;
     req->res.reason = "OK";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,

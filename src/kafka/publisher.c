@@ -518,6 +518,7 @@ int pk_kafka_start(pk_runtime_t *rt, pk_kafka_t **out)
         goto fail;
     }
     k->k_thread_started = true;
+    pthread_setname_np(k->k_thread, "pk-kafka");
     *out = k;
     return 0;
 fail:

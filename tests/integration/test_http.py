@@ -2,10 +2,11 @@
 HTTP/2 (h2c prior knowledge) and HTTP/1.1 on the same port."""
 
 import json
+import os
 import random
 import subprocess
 
-from pickple_harness import (DEFAULT_PASSWORD, TransportError, assert_4xx, assert_error,
+from pickple_harness import (DEFAULT_PASSWORD, Server, TransportError, assert_4xx, assert_error,
                              assert_error_shape, assert_status, h2load_available, is_id, run_tests,
                              shared_server, skip, unique_name)
 
@@ -54,6 +55,70 @@ def test_readyz():
     s = srv()
     for http1 in (False, True):
         assert_status(s.call("GET", "/readyz", http1=http1), 200)
+
+
+def metric_lines(s):
+    """The /metrics page as {name{labels}: value}, checking its shape."""
+    r = s.call("GET", "/metrics")
+    assert_status(r, 200)
+    assert r.headers.get("content-type", "").startswith("text/plain"), r
+    vals = {}
+    for line in r.raw.decode().splitlines():
+        if line.startswith("#"):
+            continue
+        key, _, value = line.rpartition(" ")
+        assert key and value.isdigit(), f"malformed metrics line {line!r}"
+        vals[key] = int(value)
+    return vals
+
+
+def test_metrics_commit_histograms():
+    s = srv()
+    for _ in range(3):
+        s.new_user()  # sign-ups are written, so each is at least one group commit
+    m = metric_lines(s)
+    shards = sorted({int(k.split('shard="')[1].split('"')[0]) for k in m if 'shard="' in k})
+    assert shards, m
+    total = 0
+    for sh in shards:
+        buckets = [(k, v) for k, v in m.items() if k.startswith(f'pickple_sync_microseconds_bucket{{shard="{sh}",')]
+        les = [k.split('le="')[1].split('"')[0] for k, _ in buckets]
+        assert les == ["250", "500", "1000", "2000", "4000", "8000", "16000", "32000", "+Inf"], les
+        counts = [v for _, v in buckets]
+        assert counts == sorted(counts), f"cumulative buckets go down: {buckets}"
+        count = m[f'pickple_sync_microseconds_count{{shard="{sh}"}}']
+        assert counts[-1] == count, (buckets, count)
+        # Every committed batch is one sync, timed on the syncer.
+        assert count == m[f'pickple_commit_batches_total{{shard="{sh}"}}'], (sh, m)
+        sync_sum = m[f'pickple_sync_microseconds_sum{{shard="{sh}"}}']
+        assert sync_sum <= m[f'pickple_commit_microseconds_total{{shard="{sh}"}}'] + count, \
+            "the sync is part of the commit wait, so it cannot be longer"
+        assert (sync_sum > 0) == (count > 0), (sh, sync_sum, count)
+        total += count
+    assert total >= 3, m
+
+
+def test_metrics_whole_with_many_shards():
+    # 64 shards made a page over the old fixed 16 KiB, which was cut short.
+    s = Server(threads=64)
+    try:
+        m = metric_lines(s)
+        for name in ("pickple_commit_batches_total", "pickple_sync_microseconds_count", "pickple_inflight"):
+            present = [k for k in m if k.startswith(name + "{")]
+            assert len(present) == 64, f"{name}: {len(present)} shards of 64 on the page"
+    finally:
+        s.stop()
+
+
+def test_threads_named():
+    s = srv()
+    pid = s.proc.pid
+    names = set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            names.add(f.read().strip())
+    for want in ("pk-actor-0", "pk-sync-0", "pk-worker-0"):
+        assert want in names, f"no thread {want}: {sorted(names)}"
 
 
 def test_http2_prior_knowledge_is_really_h2():

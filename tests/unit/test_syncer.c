@@ -64,10 +64,15 @@ static void test_rounds(pk_store_t *st)
         if (id > 1)
             CHECK_RC(pk_store_get_id(st, txn, PK_TBL_PRODUCTS, id - 1, &v), (id - 1) % 5 != 0 ? 0 : PK_ENOTFOUND);
         CHECK_RC(pk_store_put_id(st, txn, PK_TBL_PRODUCTS, id, &id, sizeof(id)), 0);
+        uint64_t handed = pk_mono_ns();
         pk_syncer_hand_back(&sy, commit ? PK_SYNC_COMMIT : PK_SYNC_ABORT);
         wait_turn(&sy, &owner);
+        uint64_t back = pk_mono_ns();
         if (commit) {
             CHECK_RC(pk_syncer_result(&sy), 0);
+            /* The commit was timed on the syncer, inside the owner's wait. */
+            uint64_t took = pk_syncer_commit_ns(&sy);
+            CHECK(took > 0 && took <= back - handed);
             committed++;
         }
         CHECK(present(st, id) == commit);
