@@ -76,6 +76,24 @@ static const struct {
      offsetof(pk_kafka_shard_stats_t, kss_outbox_rows)},
 };
 
+/* One shard's histogram: counts[k] observations of at most first << k,
+ * the last bucket unbounded; the count is the sum of the buckets. */
+static void pk__emit_hist(pk__metrics_buf_t *b, const char *name, unsigned shard, uint64_t *counts,
+                          unsigned nbuckets, unsigned first, uint64_t sum)
+{
+    uint64_t cum = 0;
+    for (unsigned k = 0; k < nbuckets; k++) {
+        cum += ck_pr_load_64(&counts[k]);
+        if (k + 1 < nbuckets)
+            pk__emit(b, "%s_bucket{shard=\"%u\",le=\"%u\"} %llu\n", name, shard, first << k,
+                     (unsigned long long)cum);
+        else
+            pk__emit(b, "%s_bucket{shard=\"%u\",le=\"+Inf\"} %llu\n", name, shard, (unsigned long long)cum);
+    }
+    pk__emit(b, "%s_sum{shard=\"%u\"} %llu\n", name, shard, (unsigned long long)sum);
+    pk__emit(b, "%s_count{shard=\"%u\"} %llu\n", name, shard, (unsigned long long)cum);
+}
+
 static void pk__emit_kafka(pk__metrics_buf_t *b, pk_runtime_t *rt)
 {
     for (size_t m = 0; m < PK_ARRAY_LEN(pk__kafka_stats); m++) {
@@ -112,39 +130,16 @@ void pk_h_metrics(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args)
                  "# TYPE pickple_commit_batch_size histogram\n");
     for (unsigned i = 0; i < rt->rt_nactors; i++) {
         pk_actor_stats_t *s = &rt->rt_actors[i].a_stats;
-        uint64_t cum = 0;
-        for (unsigned k = 0; k < PK_BATCH_HIST_BUCKETS; k++) {
-            cum += ck_pr_load_64(&s->as_batch_hist[k]);
-            if (k + 1 < PK_BATCH_HIST_BUCKETS)
-                pk__emit(&b, "pickple_commit_batch_size_bucket{shard=\"%u\",le=\"%u\"} %llu\n", i, 1u << k,
-                         (unsigned long long)cum);
-            else
-                pk__emit(&b, "pickple_commit_batch_size_bucket{shard=\"%u\",le=\"+Inf\"} %llu\n", i,
-                         (unsigned long long)cum);
-        }
-        pk__emit(&b, "pickple_commit_batch_size_sum{shard=\"%u\"} %llu\n", i,
-                 (unsigned long long)ck_pr_load_64(&s->as_batch_msgs));
-        pk__emit(&b, "pickple_commit_batch_size_count{shard=\"%u\"} %llu\n", i,
-                 (unsigned long long)ck_pr_load_64(&s->as_batches));
+        pk__emit_hist(&b, "pickple_commit_batch_size", i, s->as_batch_hist, PK_BATCH_HIST_BUCKETS, 1,
+                      ck_pr_load_64(&s->as_batch_msgs));
     }
     pk__emit(&b, "# HELP pickple_sync_microseconds Time of each group commit on the shard's syncer thread "
                  "(page writes, data sync, meta page sync).\n"
                  "# TYPE pickple_sync_microseconds histogram\n");
     for (unsigned i = 0; i < rt->rt_nactors; i++) {
         pk_actor_stats_t *s = &rt->rt_actors[i].a_stats;
-        uint64_t cum = 0;
-        for (unsigned k = 0; k < PK_SYNC_HIST_BUCKETS; k++) {
-            cum += ck_pr_load_64(&s->as_sync_hist[k]);
-            if (k + 1 < PK_SYNC_HIST_BUCKETS)
-                pk__emit(&b, "pickple_sync_microseconds_bucket{shard=\"%u\",le=\"%u\"} %llu\n", i,
-                         PK_SYNC_HIST_FIRST_US << k, (unsigned long long)cum);
-            else
-                pk__emit(&b, "pickple_sync_microseconds_bucket{shard=\"%u\",le=\"+Inf\"} %llu\n", i,
-                         (unsigned long long)cum);
-        }
-        pk__emit(&b, "pickple_sync_microseconds_sum{shard=\"%u\"} %llu\n", i,
-                 (unsigned long long)ck_pr_load_64(&s->as_sync_us));
-        pk__emit(&b, "pickple_sync_microseconds_count{shard=\"%u\"} %llu\n", i, (unsigned long long)cum);
+        pk__emit_hist(&b, "pickple_sync_microseconds", i, s->as_sync_hist, PK_SYNC_HIST_BUCKETS,
+                      PK_SYNC_HIST_FIRST_US, ck_pr_load_64(&s->as_sync_us));
     }
     pk__emit(&b, "# HELP pickple_inflight Messages alive on each thread.\n# TYPE pickple_inflight gauge\n");
     for (unsigned i = 0; i < rt->rt_nactors; i++)
