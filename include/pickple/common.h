@@ -11,6 +11,7 @@
 #define PICKPLE_COMMON_H
 
 #include <errno.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -75,5 +76,20 @@ int pk_time_format(int64_t ms, char *out, size_t out_size);
  * fractional seconds into Unix epoch milliseconds.  Returns 0 or -EINVAL.
  */
 int pk_time_parse(const char *s, size_t len, int64_t *out_ms) PK_MUST_USE;
+
+/*
+ * Index of the first bucket of a doubling histogram that holds value: bucket
+ * b holds values up to first << b, and the last of n buckets holds the rest.
+ * first > 0, n > 0.
+ */
+unsigned pk_hist_bucket(uint64_t value, uint64_t first, unsigned n);
+
+/*
+ * Names a thread "<prefix>-<index>" for top -H, perf and the comm file of
+ * /proc/PID/task/TID.
+ * The kernel keeps 15 characters; a longer name is cut there.  Best effort:
+ * a failure leaves the thread unnamed.
+ */
+void pk_thread_name(pthread_t thread, const char *prefix, unsigned index);
 
 #endif

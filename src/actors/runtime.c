@@ -213,19 +213,13 @@ static void pk__synced(pk_actor_t *a)
         PK_STAT_ADD(a->a_stats.as_apply_us, (a->a_batch_t1 - a->a_batch_t0) / 1000);
         PK_STAT_ADD(a->a_stats.as_commit_us, (pk_mono_ns() - a->a_batch_t1) / 1000);
         uint64_t sync_us = pk_syncer_commit_ns(&a->a_syncer) / 1000;
-        unsigned sb = 0;
-        while (sb + 1 < PK_SYNC_HIST_BUCKETS && ((uint64_t)PK_SYNC_HIST_FIRST_US << sb) < sync_us)
-            sb++;
         PK_STAT_ADD(a->a_stats.as_sync_us, sync_us);
-        PK_STAT_ADD(a->a_stats.as_sync_hist[sb], 1);
+        PK_STAT_ADD(a->a_stats.as_sync_hist[pk_hist_bucket(sync_us, PK_SYNC_HIST_FIRST_US, PK_SYNC_HIST_BUCKETS)], 1);
         if (a->a_rt->rt_kafka != NULL)
             pk_kafka_committed(a->a_rt->rt_kafka, a); /* new events, if any, can be shipped */
-        unsigned bucket = 0;
-        while (bucket + 1 < PK_BATCH_HIST_BUCKETS && (1u << bucket) < n)
-            bucket++;
         PK_STAT_ADD(a->a_stats.as_batches, 1);
         PK_STAT_ADD(a->a_stats.as_batch_msgs, n);
-        PK_STAT_ADD(a->a_stats.as_batch_hist[bucket], 1);
+        PK_STAT_ADD(a->a_stats.as_batch_hist[pk_hist_bucket(n, 1, PK_BATCH_HIST_BUCKETS)], 1);
         if (n > a->a_stats.as_batch_max)
             ck_pr_store_64(&a->a_stats.as_batch_max, n);
     }
@@ -546,13 +540,8 @@ int pk_runtime_launch(pk_runtime_t *rt)
             goto fail;
         }
         /* Named for top -H and perf: pk-actor-N owns shard N, pk-sync-N commits it. */
-        char name[32]; /* the kernel keeps 15 characters */
-        snprintf(name, sizeof(name), "pk-actor-%u", i);
-        name[15] = '\0';
-        pthread_setname_np(a->a_thread, name);
-        snprintf(name, sizeof(name), "pk-sync-%u", i);
-        name[15] = '\0';
-        pthread_setname_np(a->a_syncer.sy_thread, name);
+        pk_thread_name(a->a_thread, "pk-actor", i);
+        pk_thread_name(a->a_syncer.sy_thread, "pk-sync", i);
         started++;
     }
     pk_log_info("listening on %s:%u with %u actor threads (http/1.1, h2c%s)", cfg->cf_listen_host, rt->rt_port,

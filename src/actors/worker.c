@@ -56,10 +56,7 @@ int pk_workers_start(pk_workers_t *wk, pk_runtime_t *rt, unsigned count)
             pk_workers_stop(wk);
             return rc != 0 ? rc : -EAGAIN;
         }
-        char name[32]; /* the kernel keeps 15 characters */
-        snprintf(name, sizeof(name), "pk-worker-%u", i);
-        name[15] = '\0';
-        pthread_setname_np(w->w_thread, name);
+        pk_thread_name(w->w_thread, "pk-worker", i);
         wk->wk_count++;
     }
     return 0;

@@ -1,4 +1,6 @@
-/* Error names, roles and clocks shared by every module. */
+/* Error names, roles, clocks, histogram buckets and thread names shared by
+ * every module. */
+#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -204,4 +206,20 @@ int pk_time_parse(const char *s, size_t len, int64_t *out_ms)
     int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - offset_min * 60;
     *out_ms = secs * 1000 + frac_ms;
     return 0;
+}
+
+unsigned pk_hist_bucket(uint64_t value, uint64_t first, unsigned n)
+{
+    assert(first > 0 && n > 0);
+    unsigned b = 0;
+    while (b + 1 < n && (first << b) < value)
+        b++;
+    return b;
+}
+
+void pk_thread_name(pthread_t thread, const char *prefix, unsigned index)
+{
+    char name[16]; /* the kernel keeps 15 characters and the NUL */
+    snprintf(name, sizeof(name), "%s-%u", prefix, index);
+    pthread_setname_np(thread, name);
 }

@@ -749,6 +749,23 @@ static void test_parse_u64(void)
         CHECK_RC(pk_parse_u64(over[i], 0, UINT64_MAX, &v), -EINVAL);
 }
 
+/* Doubling histogram buckets: bucket b holds values up to first << b. */
+static void test_hist_bucket(void)
+{
+    CHECK(pk_hist_bucket(0, 1, 12) == 0);
+    CHECK(pk_hist_bucket(1, 1, 12) == 0);
+    CHECK(pk_hist_bucket(2, 1, 12) == 1);
+    CHECK(pk_hist_bucket(3, 1, 12) == 2);
+    CHECK(pk_hist_bucket(1024, 1, 12) == 10);
+    CHECK(pk_hist_bucket(1025, 1, 12) == 11);
+    CHECK(pk_hist_bucket(UINT64_MAX, 1, 12) == 11); /* the last bucket holds the rest */
+    CHECK(pk_hist_bucket(250, 250, 9) == 0);
+    CHECK(pk_hist_bucket(251, 250, 9) == 1);
+    CHECK(pk_hist_bucket(32000, 250, 9) == 7);
+    CHECK(pk_hist_bucket(32001, 250, 9) == 8);
+    CHECK(pk_hist_bucket(7, 5, 1) == 0);
+}
+
 int main(void)
 {
     /* The test controls the PICKPLE_* variables itself. */
@@ -766,6 +783,7 @@ int main(void)
     test_config_errors();
     test_config_env();
     test_parse_u64();
+    test_hist_bucket();
 
     return CHECK_DONE("test_rules");
 }
