@@ -15,6 +15,7 @@
 #include <openssl/ssl.h>
 
 #include "pickple/actor.h"
+#include "pickple/alloc.h"
 #include "pickple/http.h"
 #include "pickple/kafka.h"
 #include "pickple/log.h"
@@ -544,8 +545,11 @@ int pk_runtime_launch(pk_runtime_t *rt)
         pk_thread_name(a->a_syncer.sy_thread, "pk-sync", i);
         started++;
     }
-    pk_log_info("listening on %s:%u with %u actor threads (http/1.1, h2c%s)", cfg->cf_listen_host, rt->rt_port,
-                nshards, rt->rt_ssl_ctx ? ", h2 over TLS" : "");
+    pk_alloc_info_t al;
+    pk_alloc_info(&al);
+    pk_log_info("listening on %s:%u with %u actor threads (http/1.1, h2c%s); allocator %s thp=%s dirty_decay_ms=%zd",
+                cfg->cf_listen_host, rt->rt_port, nshards, rt->rt_ssl_ctx ? ", h2 over TLS" : "", al.ai_allocator,
+                al.ai_thp, al.ai_dirty_decay_ms);
     return 0;
 fail:
     pk__close_all(rt, nshards);

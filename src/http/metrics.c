@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "pickple/alloc.h"
 #include "pickple/http.h"
 #include "pickple/kafka.h"
 #include "pickple/log.h"
@@ -146,6 +147,13 @@ void pk_h_metrics(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args)
         pk__emit(&b, "pickple_inflight{shard=\"%u\"} %u\n", i, ck_pr_load_uint(&rt->rt_actors[i].a_inflight));
     if (rt->rt_kafka != NULL)
         pk__emit_kafka(&b, rt);
+    pk_alloc_info_t al;
+    pk_alloc_info(&al);
+    pk__emit(&b,
+             "# HELP pickple_allocator_info The allocator and its settings (include/pickple/alloc.h).\n"
+             "# TYPE pickple_allocator_info gauge\n"
+             "pickple_allocator_info{allocator=\"%s\",thp=\"%s\",dirty_decay_ms=\"%zd\",muzzy_decay_ms=\"%zd\"} 1\n",
+             al.ai_allocator, al.ai_thp, al.ai_dirty_decay_ms, al.ai_muzzy_decay_ms);
     if (b.mb_truncated) {
         pk_log_error("metrics: the page outgrew its %zu bytes", cap);
         pk_http_error(req, PK_FMT_JSON, 500, "internal", "metrics page too large");

@@ -121,6 +121,40 @@ def test_threads_named():
         assert want in names, f"no thread {want}: {sorted(names)}"
 
 
+def allocator_info(s):
+    for key in metric_lines(s):
+        if key.startswith("pickple_allocator_info{"):
+            return dict(kv.split("=", 1) for kv in key[len("pickple_allocator_info{"):-1].replace('"', "").split(","))
+    raise AssertionError("no pickple_allocator_info on /metrics")
+
+
+def test_allocator_keeps_huge_pages():
+    # Page faults stall actors on the machines pickple runs on, so with
+    # jemalloc it asks for huge pages and never hands freed memory back
+    # (include/pickple/alloc.h); MALLOC_CONF still overrides it.
+    s = srv()
+    with open(f"/proc/{s.proc.pid}/maps") as f:
+        jemalloc = "libjemalloc" in f.read()
+    info = allocator_info(s)
+    if not jemalloc:  # sanitizer builds keep their own allocator
+        assert info["allocator"] == "libc", info
+        return
+    assert info == {"allocator": "jemalloc", "thp": "always", "dirty_decay_ms": "-1",
+                    "muzzy_decay_ms": "-1"}, info
+    with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+        thp_mode = f.read().split("[")[1].split("]")[0]
+    if thp_mode != "never":
+        with open(f"/proc/{s.proc.pid}/smaps_rollup") as f:
+            huge_kb = int(next(l for l in f if l.startswith("AnonHugePages:")).split()[1])
+        assert huge_kb > 0, f"no huge pages with THP {thp_mode}"
+    o = Server(env={"MALLOC_CONF": "dirty_decay_ms:5000,thp:never"})
+    try:
+        info = allocator_info(o)
+        assert (info["thp"], info["dirty_decay_ms"], info["muzzy_decay_ms"]) == ("never", "5000", "-1"), info
+    finally:
+        o.stop()
+
+
 def test_http2_prior_knowledge_is_really_h2():
     s = srv()
     r = s.call("GET", "/healthz")
