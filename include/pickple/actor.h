@@ -153,6 +153,11 @@ struct pk_msg {
     uint64_t m_subject;      /* authenticated user id, 0 if anonymous */
     pk_role_t m_subject_role;
     pk_buf_t m_body;         /* rendered reply body (owned) */
+    /* Set by a shard, instead of filling m_body, when the answer is a pure
+     * function of the message's own fields: the runtime renders it on the
+     * origin thread before m_done runs (pk_msg_render), off the owner's
+     * thread and outside its batch.  NULL when m_body holds the answer. */
+    void (*m_render)(const pk_msg_t *msg, pk_out_t *out);
     pk_msg_t *m_parent; /* scatter/gather: the message waiting for this one */
     pk_msg_t **m_children;
     uint32_t m_children_count;
@@ -321,6 +326,11 @@ void pk_msg_error(pk_msg_t *msg, int status, const char *code, const char *messa
 /* Takes the document rendered into o as the reply with status, or answers
  * 500 when rendering failed (o is finished either way). */
 void pk_msg_reply(pk_msg_t *msg, pk_out_t *o, int status);
+
+/* Origin thread, before m_done: renders a deferred answer (m_render) into
+ * m_body, as pk_msg_reply would have.  Does nothing for an error or a
+ * rendered body. */
+void pk_msg_render(pk_msg_t *msg);
 
 /*
  * Sends msg (m_op, m_shard, m_done set) to its shard.  Returns 0, or

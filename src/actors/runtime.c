@@ -55,6 +55,7 @@ void pk_msg_free(pk_actor_t *origin, pk_msg_t *msg)
 void pk_msg_error(pk_msg_t *msg, int status, const char *code, const char *message)
 {
     pk_buf_free(&msg->m_body);
+    msg->m_render = NULL;
     msg->m_status = status;
     msg->m_err_code = code;
     msg->m_err_message = message;
@@ -68,6 +69,17 @@ void pk_msg_reply(pk_msg_t *msg, pk_out_t *o, int status)
         return;
     }
     msg->m_status = status;
+}
+
+void pk_msg_render(pk_msg_t *msg)
+{
+    if (msg->m_render == NULL || msg->m_err_code != NULL)
+        return;
+    pk_out_t out;
+    pk_out_init(&out, msg->m_fmt);
+    msg->m_render(msg, &out);
+    msg->m_render = NULL;
+    pk_msg_reply(msg, &out, msg->m_status);
 }
 
 int pk_actor_send(pk_actor_t *origin, pk_msg_t *msg)
@@ -88,6 +100,7 @@ int pk_actor_send(pk_actor_t *origin, pk_msg_t *msg)
 static void pk__reply(pk_actor_t *self, pk_msg_t *msg)
 {
     if (msg->m_origin == self->a_index) {
+        pk_msg_render(msg);
         msg->m_done(self, msg);
         return;
     }
@@ -233,8 +246,10 @@ static void pk__on_wake(h2o_socket_t *sock, const char *err)
     pk_msg_t *msg;
     pk_waker_drain(&a->a_waker);
     /* Replies first: they finish requests and free memory. */
-    for (unsigned i = 0; i < PK_REPLY_CAPACITY && (msg = pk_mbox_pop(&a->a_replies)) != NULL; i++)
+    for (unsigned i = 0; i < PK_REPLY_CAPACITY && (msg = pk_mbox_pop(&a->a_replies)) != NULL; i++) {
+        pk_msg_render(msg);
         msg->m_done(a, msg);
+    }
     a->a_apply_due = true;
 }
 

@@ -244,6 +244,12 @@ static void pk__order_new(pk_actor_t *a, pk_msg_t *msg, pk_order_t *o, pk_order_
     o->o_expires_ms = msg->m_now_ms + (int64_t)a->a_rt->rt_cfg->cf_order_ttl_s * 1000;
 }
 
+/* The answer to a placement, rendered on the origin thread. */
+static void pk__render_placed(const pk_msg_t *msg, pk_out_t *out)
+{
+    pk_order_render(&msg->u.order.mo_order, out);
+}
+
 /* The order is now pending payment: index it and announce it.  chain: its
  * id was drawn in this transaction (see the per-user order index). */
 static int pk__order_placed(pk_actor_t *a, MDB_txn *txn, pk_msg_t *msg, pk_order_t *o, bool chain,
@@ -256,7 +262,15 @@ static int pk__order_placed(pk_actor_t *a, MDB_txn *txn, pk_msg_t *msg, pk_order
         (rc = pk__order_put(st, txn, o, "order.placed", msg->m_now_ms, chain)) != 0 ||
         (rc = pk__due_put(st, txn, o->o_expires_ms, o->o_id)) != 0)
         return rc;
-    pk__reply(msg, o, pk_order_render, 201);
+    if (msg->u.order.mo_key_len == 0 && o == &msg->u.order.mo_order) {
+        /* Nothing in this batch stores the answer, and the message carries
+         * the order: its origin renders it before its m_done runs. */
+        pk_buf_free(&msg->m_body);
+        msg->m_render = pk__render_placed;
+        msg->m_status = 201;
+    } else {
+        pk__reply(msg, o, pk_order_render, 201);
+    }
     if (o->o_expires_ms < a->a_next_due_ms)
         a->a_next_due_ms = o->o_expires_ms;
     return pk_idem_record(st, txn, msg, 201);

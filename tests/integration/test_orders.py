@@ -12,8 +12,8 @@ import subprocess
 import threading
 import time
 
-from pickple_harness import (Server, assert_error, assert_status, claims_for, forge_jwt, is_id, run_tests,
-                             shared_server)
+from pickple_harness import (Server, assert_error, assert_status, claims_for, forge_jwt, is_id, msgpack_decode,
+                             run_tests, shared_server)
 
 ORDERS = "/api/v1/orders"
 ORDER_KEYS = {"order_id", "user_id", "status", "items", "sale_id", "total", "shipping", "created_at",
@@ -148,6 +148,32 @@ def test_sale_order_shape_and_refusals():
     r = s.call("GET", f"/api/v1/sales/{sid}")
     assert r.body["remaining"] == 1 and r.body["state"] == "live", r.body
     assert_status(s.call("POST", ORDERS, {"sale_id": sid, "quantity": 1}, token=cust), 201)
+
+
+def test_placement_answers_match_the_stored_order():
+    # A placement's answer is rendered on the thread that holds the
+    # connection, after the commit, unless an idempotency key stores it in
+    # the batch: both must say what a later read of the order says, in
+    # either format.
+    s = srv()
+    _, seller = seller_of(s)
+    pid = product(s, seller, stock=100)
+    sid = sale(s, seller, pid, quantity=50, limit=5, price=30)
+    cat_pid = product(s, seller, stock=100, price=9)
+    for i in range(12):
+        uid, cust = customer(s)
+        body = ({"sale_id": sid, "quantity": 1 + i % 2} if i % 3
+                else {"items": [{"product_id": cat_pid, "quantity": 2}]})
+        hdr = {"Idempotency-Key": f"place-{i}"} if i % 2 else {}
+        if i % 4 >= 2:
+            hdr["Accept"] = "application/msgpack"
+        r = s.call("POST", ORDERS, body, token=cust, headers=hdr)
+        assert_status(r, 201)
+        placed = msgpack_decode(r.raw) if "Accept" in hdr else r.body
+        stored = s.call("GET", f"{ORDERS}/{placed['order_id']}", token=cust)
+        assert_status(stored, 200)
+        assert placed == stored.body, (i, placed, stored.body)
+        assert placed["user_id"] == uid and placed["status"] == "pending_payment", placed
 
 
 def test_bad_order_input_is_refused():
