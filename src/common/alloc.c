@@ -1,6 +1,4 @@
 /* The allocator settings of include/pickple/alloc.h. */
-#include <string.h>
-
 #include "pickple/alloc.h"
 
 #ifdef PK_HAVE_JEMALLOC
