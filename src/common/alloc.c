@@ -12,20 +12,20 @@
  */
 const char *malloc_conf = "thp:always,metadata_thp:always,dirty_decay_ms:-1,muzzy_decay_ms:-1";
 
+/* Reads one of jemalloc's options into *value (size bytes, the option's
+ * own size); an unknown option leaves *value as it was. */
+static void pk__opt(const char *name, void *value, size_t size)
+{
+    size_t len = size;
+    (void)mallctl(name, value, &len, NULL, 0);
+}
+
 void pk_alloc_info(pk_alloc_info_t *out)
 {
-    const char *thp = "";
-    ssize_t dirty = 0, muzzy = 0;
-    size_t len = sizeof(thp);
-    if (mallctl("opt.thp", &thp, &len, NULL, 0) != 0)
-        thp = "";
-    len = sizeof(dirty);
-    if (mallctl("opt.dirty_decay_ms", &dirty, &len, NULL, 0) != 0)
-        dirty = 0;
-    len = sizeof(muzzy);
-    if (mallctl("opt.muzzy_decay_ms", &muzzy, &len, NULL, 0) != 0)
-        muzzy = 0;
-    *out = (pk_alloc_info_t){"jemalloc", thp, dirty, muzzy};
+    *out = (pk_alloc_info_t){"jemalloc", "", 0, 0};
+    pk__opt("opt.thp", &out->ai_thp, sizeof(out->ai_thp));
+    pk__opt("opt.dirty_decay_ms", &out->ai_dirty_decay_ms, sizeof(out->ai_dirty_decay_ms));
+    pk__opt("opt.muzzy_decay_ms", &out->ai_muzzy_decay_ms, sizeof(out->ai_muzzy_decay_ms));
 }
 
 #else
