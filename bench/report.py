@@ -12,8 +12,13 @@ import os
 import statistics
 import sys
 
-ORDER = ["h2o_static", "redis_lua", "healthz", "users_me", "hot", "hot_at_redis", "catalog", "mixed",
-         "soldout", "soldout_at_h2o", "flash"]
+ORDER = ["h2o_static", "redis_lua", "healthz", "users_me", "hot", "hot_at_redis", "h2o_at_redis", "catalog",
+         "mixed", "soldout", "soldout_at_h2o", "h2o_at_70pct", "flash"]
+# Rows that measure something other than pickple.
+COMPARATORS = {"h2o_static", "redis_lua", "h2o_at_redis", "h2o_at_70pct"}
+# Each p99 target's row and the h2o row at the same offered load.
+P99_TARGETS = (("soldout_at_h2o", "h2o_at_70pct", "soldout at 0.7 x h2o"),
+               ("hot_at_redis", "h2o_at_redis", "hot at Redis ops/s"))
 
 ABOUT = {
     "h2o_static": "h2o, GET a 20-byte file",
@@ -22,10 +27,12 @@ ABOUT = {
     "users_me": "GET /api/v1/users/me",
     "hot": "sale orders, one huge sale",
     "hot_at_redis": "hot, open loop at Redis ops/s",
+    "h2o_at_redis": "h2o file, open loop at Redis ops/s",
     "catalog": "1- and 3-item catalog orders",
     "mixed": "browse 90 / order 8 / pay 2",
     "soldout": "orders of a sold-out sale",
     "soldout_at_h2o": "soldout, open loop at 0.7 x h2o",
+    "h2o_at_70pct": "h2o file, open loop at 0.7 x h2o",
     "flash": "10,000 units, 100,000 users",
 }
 
@@ -132,10 +139,10 @@ def build(rows):
             notes.append(f"{x['unfinished']:,} unfinished")
         if x["errors"]:
             notes.append(f"{x['errors']} run(s) errored")
-        is_pickple = row not in ("h2o_static", "redis_lua")
+        is_pickple = row not in COMPARATORS
         table.append([
             row, ABOUT.get(row, ""), fmt(x["rps"]),
-            fmt(accepted) if row not in ("h2o_static", "healthz", "users_me") else "-",
+            fmt(accepted) if is_pickple and row not in ("healthz", "users_me") else "-",
             fmt(x["rejected_per_s"]) if x["rejected_per_s"] else "-",
             fmt(x["p50"], 3), fmt(x["p99"], 3), fmt(x["acc_p99"], 3),
             ratio(figure, redis) if row in VS_REDIS else "-",
@@ -164,16 +171,27 @@ def targets(s):
     # At a fixed offered load a server that falls behind leaves requests
     # unanswered when the run gives up; their latency is unknown but huge,
     # so any of them fails the target whatever the answered ones show.
-    for row, name in (("soldout_at_h2o", "soldout at 0.7 x h2o"), ("hot_at_redis", "hot at Redis ops/s")):
+    # The h2o row at the same load is the floor: h2o answering a static file
+    # does less per request than any order, so where its own p99 is above
+    # the limit the target is beyond this machine and its load generator.
+    for row, floor_row, name in P99_TARGETS:
         x = s.get(row)
         title = f"p99 accepted orders <= 10 ms, {name} (open loop)"
         if x is None:
             out.append((title, "not measured", "-"))
-        elif x["unfinished"] or x["failed"] or x["acc_p99"] is None:
+            continue
+        if x["unfinished"] or x["failed"] or x["acc_p99"] is None:
             out.append((title, f"p99 {fmt(x['acc_p99'], 3)} ms of the answered; {x['unfinished']:,} unfinished, "
                         f"{x['failed']:,} failed", "FAIL"))
         else:
             check(title, x["acc_p99"], 10.0, lambda v, l: v <= l, " ms")
+        floor = get(s, floor_row, "p99")
+        if floor is not None:
+            name, value, verdict = out[-1]
+            value += f"; h2o's static file at this load (`{floor_row}`): p99 {fmt(floor, 3)} ms"
+            if verdict == "FAIL" and floor > 10.0:
+                verdict = "FAIL (beyond the machine: the h2o floor is above 10 ms)"
+            out[-1] = (name, value, verdict)
     f = s.get("flash")
     if f is None:
         out.append(("flash 10,000 units / 100,000 users sells out < 1 s, zero violations", "not measured", "-"))
@@ -210,7 +228,7 @@ def main():
     rows = load(a.jsonl)
     s, header, table = build(rows)
     tg = targets(s)
-    rss_max = max((x["rss_kb_max"] for row, x in s.items() if row not in ("h2o_static", "redis_lua")), default=0)
+    rss_max = max((x["rss_kb_max"] for row, x in s.items() if row not in COMPARATORS), default=0)
     meta = dict(m.split("=", 1) for m in a.meta)
 
     print(text_table(header, table))
