@@ -1,5 +1,6 @@
 /* The per-thread cache of verified bearer tokens (include/pickple/jwt_cache.h). */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,6 +52,21 @@ static uint64_t pk__hash_of(const pk_jwtc_t *c, const char *token, size_t len)
     h *= 0xc4ceb9fe1a85ec53ull;
     h ^= h >> 33;
     return h ^ c->jc_seed[1];
+}
+
+void pk_jwtc_prefetch(const pk_jwtc_t *c, const char *token, size_t len)
+{
+    if (len == 0 || len > PK_JWTC_TOKEN_BYTES)
+        return;
+    size_t si = (size_t)(pk__hash_of(c, token, len) & (PK_JWTC_SLOTS / PK_JWTC_WAYS - 1));
+    __builtin_prefetch(&c->jc_sets[si]);
+    /* Every way's slot: which one holds the token is in the set line, still
+     * on its way.  Claims first, then the token's bytes. */
+    const char *slots = (const char *)&c->jc_slots[si * PK_JWTC_WAYS];
+    size_t bytes = offsetof(pk_jwtc_slot_t, js_token) + len;
+    for (unsigned w = 0; w < PK_JWTC_WAYS; w++)
+        for (size_t off = 0; off < bytes; off += 64)
+            __builtin_prefetch(slots + w * sizeof(pk_jwtc_slot_t) + off);
 }
 
 int pk_jwtc_verify(pk_jwtc_t *c, const pk_jwt_key_t *key, const char *token, size_t len, int64_t now_s,

@@ -261,6 +261,23 @@ static bool pk__match(const char *pattern, const char *path, size_t len, uint64_
     return i == len;
 }
 
+/* The token of an "Authorization: Bearer" header: 1 with *token set, 0 when
+ * the header is missing, -1 when it holds no bearer token. */
+static int pk__bearer(h2o_req_t *req, h2o_iovec_t *token)
+{
+    ssize_t hi = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    if (hi < 0)
+        return 0;
+    h2o_iovec_t v = req->headers.entries[hi].value;
+    if (v.len <= 7 || !h2o_lcstris(v.base, 7, "bearer ", 7))
+        return -1;
+    size_t off = 7;
+    while (off < v.len && v.base[off] == ' ')
+        off++;
+    *token = h2o_iovec_init(v.base + off, v.len - off);
+    return 1;
+}
+
 static int pk__on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     pk_actor_t *a = pk_actor_of_ctx(req->conn->ctx);
@@ -269,6 +286,12 @@ static int pk__on_req(h2o_handler_t *self, h2o_req_t *req)
     size_t len = req->path_normalized.len;
     const pk_route_t *route = NULL;
     bool path_known = false;
+    h2o_iovec_t token = {NULL, 0};
+    int bearer = pk__bearer(req, &token);
+
+    /* The token's cache lines load while the route is found. */
+    if (bearer > 0)
+        pk_jwtc_prefetch(&a->a_jwtc, token.base, token.len);
 
     args.ha_fmt_in = pk__header_has(req, H2O_TOKEN_CONTENT_TYPE, "application/msgpack") ? PK_FMT_MSGPACK
                                                                                           : PK_FMT_JSON;
@@ -305,20 +328,14 @@ static int pk__on_req(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     if (route->r_auth) {
-        ssize_t hi = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
-        h2o_iovec_t v = hi >= 0 ? req->headers.entries[hi].value : h2o_iovec_init(NULL, 0);
         int rc = -EINVAL;
-        if (v.len > 7 && h2o_lcstris(v.base, 7, "bearer ", 7)) {
-            size_t off = 7;
-            while (off < v.len && v.base[off] == ' ')
-                off++;
-            rc = pk_jwtc_verify(&a->a_jwtc, &a->a_rt->rt_jwt, v.base + off, v.len - off, args.ha_now_ms / 1000,
+        if (bearer > 0)
+            rc = pk_jwtc_verify(&a->a_jwtc, &a->a_rt->rt_jwt, token.base, token.len, args.ha_now_ms / 1000,
                                 &args.ha_claims);
-        }
         if (rc != 0) {
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, H2O_STRLIT("Bearer"));
             pk_http_error(req, args.ha_fmt_out, 401, "unauthorized",
-                          hi < 0               ? "missing bearer token"
+                          bearer == 0          ? "missing bearer token"
                           : rc == PK_EEXPIRED  ? "token expired"
                                                : "invalid token");
             return 0;

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -130,8 +131,43 @@ static void test_ten_thousand_users_stay(void)
     pk_jwtc_destroy(&c);
 }
 
+static void test_prefetch_is_only_a_hint(void)
+{
+    /* pk_jwtc_prefetch reads the token's own bytes and nothing past them
+     * (each token below sits in a heap block of exactly its length, which
+     * the sanitizer build watches), and neither stores nor counts. */
+    pk_jwt_key_t key = make_key("0123456789abcdef0123456789abcdef");
+    pk_jwtc_t c;
+    pk_jwt_claims_t got;
+    char tok[PK_JWT_TOKEN_BYTES_MAX + 1];
+    CHECK_RC(pk_jwtc_init(&c), 0);
+    int n = sign(&key, 7, PK_ROLE_CUSTOMER, NOW + 60, tok, sizeof(tok));
+    CHECK(n > 0);
+    for (size_t len = 1; len <= PK_JWTC_TOKEN_BYTES + 1; len++) {
+        char *exact = malloc(len);
+        CHECK(exact != NULL);
+        if (exact == NULL)
+            break;
+        memset(exact, 'a', len);
+        memcpy(exact, tok, len < (size_t)n ? len : (size_t)n);
+        pk_jwtc_prefetch(&c, exact, len);
+        free(exact);
+    }
+    pk_jwtc_prefetch(&c, tok, 0);
+    CHECK(c.jc_hits == 0 && c.jc_misses == 0 && c.jc_clock == 0);
+    /* Prefetched, the token is still unknown until verified once. */
+    pk_jwtc_prefetch(&c, tok, (size_t)n);
+    CHECK_RC(pk_jwtc_verify(&c, &key, tok, (size_t)n, NOW, &got), 0);
+    CHECK(c.jc_misses == 1 && c.jc_hits == 0);
+    pk_jwtc_prefetch(&c, tok, (size_t)n);
+    CHECK_RC(pk_jwtc_verify(&c, &key, tok, (size_t)n, NOW, &got), 0);
+    CHECK(c.jc_misses == 1 && c.jc_hits == 1 && got.jc_user_id == 7);
+    pk_jwtc_destroy(&c);
+}
+
 int main(void)
 {
+    test_prefetch_is_only_a_hint();
     test_ten_thousand_users_stay();
     test_hit_and_expiry();
     test_forged_never_cached();
