@@ -187,11 +187,11 @@ def targets(s):
             check(title, x["acc_p99"], 10.0, lambda v, l: v <= l, " ms")
         floor = get(s, floor_row, "p99")
         if floor is not None:
-            name, value, verdict = out[-1]
+            _, value, verdict = out[-1]
             value += f"; h2o's static file at this load (`{floor_row}`): p99 {fmt(floor, 3)} ms"
             if verdict == "FAIL" and floor > 10.0:
                 verdict = "FAIL (beyond the machine: the h2o floor is above 10 ms)"
-            out[-1] = (name, value, verdict)
+            out[-1] = (title, value, verdict)
     f = s.get("flash")
     if f is None:
         out.append(("flash 10,000 units / 100,000 users sells out < 1 s, zero violations", "not measured", "-"))
