@@ -348,7 +348,7 @@ def test_broker_paused_during_concurrent_writes():
         tok = seller_token(s)
         r = h2load_products(s, 200, tok)
         assert r["2xx"] == 200, r["output"]
-        wait_drained(s)
+        before = sum(acked(wait_drained(s)).values())
         result = {}
 
         def load():
@@ -356,7 +356,12 @@ def test_broker_paused_during_concurrent_writes():
 
         th = threading.Thread(target=load)
         th.start()
-        time.sleep(0.3)
+        # Stop the broker once it has taken the first events of the load,
+        # not after a fixed time: a fast server could otherwise deliver most
+        # of the load before the stop and leave too little to back up.
+        deadline = time.monotonic() + 30
+        while sum(acked(metrics(s)).values()) < before + 500 and time.monotonic() < deadline:
+            time.sleep(0.01)
         dev.signal(signal.SIGSTOP)
         th.join()
         r = result["r"]
