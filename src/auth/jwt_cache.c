@@ -54,11 +54,17 @@ static uint64_t pk__hash_of(const pk_jwtc_t *c, const char *token, size_t len)
     return h ^ c->jc_seed[1];
 }
 
+/* The set a hash picks: its low bits (the high half is the tag). */
+static size_t pk__set_of(uint64_t h)
+{
+    return (size_t)(h & (PK_JWTC_SLOTS / PK_JWTC_WAYS - 1));
+}
+
 void pk_jwtc_prefetch(const pk_jwtc_t *c, const char *token, size_t len)
 {
     if (len == 0 || len > PK_JWTC_TOKEN_BYTES)
         return;
-    size_t si = (size_t)(pk__hash_of(c, token, len) & (PK_JWTC_SLOTS / PK_JWTC_WAYS - 1));
+    size_t si = pk__set_of(pk__hash_of(c, token, len));
     __builtin_prefetch(&c->jc_sets[si]);
     /* Every way's slot: which one holds the token is in the set line, still
      * on its way.  Claims first, then the token's bytes. */
@@ -85,7 +91,7 @@ int pk_jwtc_verify(pk_jwtc_t *c, const pk_jwt_key_t *key, const char *token, siz
      */
     uint64_t h = pk__hash_of(c, token, len);
     uint32_t tag = (uint32_t)(h >> 32);
-    size_t si = (size_t)(h & (PK_JWTC_SLOTS / PK_JWTC_WAYS - 1));
+    size_t si = pk__set_of(h);
     pk_jwtc_set_t *set = &c->jc_sets[si];
     pk_jwtc_slot_t *slots = &c->jc_slots[si * PK_JWTC_WAYS];
     unsigned victim = 0;
