@@ -134,9 +134,10 @@ int pk_store_put_id(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t id, c
     PK_MUST_USE;
 /*
  * Writes a new tbl[id] whose id is above every key in tbl (ids drawn from a
- * sequence, outbox numbers): LMDB then fills pages to the brim instead of
- * splitting them in half, so a batch of new orders writes half the pages.
- * A key that is not the greatest falls back to a plain put.  0 or
+ * sequence, outbox numbers): LMDB then goes straight to the last leaf
+ * instead of searching for the key, and fills leaves to the brim (10,000
+ * records of 300 bytes: 834 leaf pages against 909 with plain puts).  A
+ * key that is not the greatest falls back to a plain put.  0 or
  * PK_ESTORE.
  */
 int pk_store_append_id(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t id, const void *data, size_t len)
@@ -146,6 +147,11 @@ int pk_store_append_id(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t id
  * PK_ESTORE. */
 int pk_store_put_pair(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t hi, uint64_t lo, const void *data,
                       size_t len) PK_MUST_USE;
+/* The same for a pair that usually sorts last (a deadline index keyed by a
+ * time that rises with the clock): as pk_store_append_id, with the plain
+ * put when it does not. */
+int pk_store_append_pair(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t hi, uint64_t lo, const void *data,
+                         size_t len) PK_MUST_USE;
 int pk_store_get_pair(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t hi, uint64_t lo, MDB_val *val)
     PK_MUST_USE;
 int pk_store_del_pair(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t hi, uint64_t lo) PK_MUST_USE;

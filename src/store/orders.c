@@ -72,7 +72,7 @@ static int pk__order_write(pk_store_t *st, MDB_txn *txn, const pk_order_t *o, co
 
 static int pk__due_put(pk_store_t *st, MDB_txn *txn, int64_t at_ms, uint64_t order_id)
 {
-    return pk_store_put_pair(st, txn, PK_TBL_ORDER_DUE, (uint64_t)at_ms, order_id, "", 0);
+    return pk_store_append_pair(st, txn, PK_TBL_ORDER_DUE, (uint64_t)at_ms, order_id, "", 0);
 }
 
 static int pk__note(pk_store_t *st, MDB_txn *txn, const pk_order_t *o, pk_note_kind_t kind, int64_t now_ms)

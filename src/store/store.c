@@ -348,18 +348,32 @@ void pk_store_key_pair(uint64_t hi, uint64_t lo, uint8_t out[16])
     pk_store_key_u64(lo, out + 8);
 }
 
-int pk_store_put_pair(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t hi, uint64_t lo, const void *data,
-                      size_t len)
+static int pk__put_pair(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t hi, uint64_t lo, const void *data,
+                        size_t len, unsigned flags)
 {
     uint8_t kb[16];
     pk_store_key_pair(hi, lo, kb);
     MDB_val k = {16, kb}, v = {len, (void *)data};
-    int rc = mdb_put(txn, st->st_dbi[tbl], &k, &v, 0);
+    int rc = mdb_put(txn, st->st_dbi[tbl], &k, &v, flags);
+    if (rc == MDB_KEYEXIST && (flags & MDB_APPEND))
+        rc = mdb_put(txn, st->st_dbi[tbl], &k, &v, 0);
     if (rc != 0) {
         pk_log_error("shard=%u put %s: %s", st->st_shard, pk__table_names[tbl], mdb_strerror(rc));
         return PK_ESTORE;
     }
     return 0;
+}
+
+int pk_store_put_pair(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t hi, uint64_t lo, const void *data,
+                      size_t len)
+{
+    return pk__put_pair(st, txn, tbl, hi, lo, data, len, 0);
+}
+
+int pk_store_append_pair(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t hi, uint64_t lo, const void *data,
+                         size_t len)
+{
+    return pk__put_pair(st, txn, tbl, hi, lo, data, len, MDB_APPEND);
 }
 
 int pk_store_get_pair(pk_store_t *st, MDB_txn *txn, pk_table_t tbl, uint64_t hi, uint64_t lo, MDB_val *val)
