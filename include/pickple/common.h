@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define PK_VERSION "0.1.0"
 
@@ -91,5 +92,22 @@ unsigned pk_hist_bucket(uint64_t value, uint64_t first, unsigned n);
  * a failure leaves the thread unnamed.
  */
 void pk_thread_name(pthread_t thread, const char *prefix, unsigned index);
+
+/*
+ * Asks the scheduler for a time slice of slice_ns for the calling thread
+ * (Linux 6.12+ custom slices for normal tasks, via sched_setattr; bounded
+ * by the kernel to 0.1-100 ms).  A thread with a shorter slice than the
+ * one running gets the CPU soon after it wakes, instead of at the end of
+ * the other's slice: for a thread that sleeps most of the time and must
+ * run at once when woken.  It changes latency, not the share of CPU.  No
+ * privilege is needed.  Returns 0 or a negative errno; an older kernel
+ * accepts the request and ignores it.
+ */
+int pk_thread_short_slice(uint64_t slice_ns);
+
+/* Thread tid's slice as the kernel reports it (sched_getattr):
+ * the custom slice when one was set and the kernel has them, else 0.
+ * Negative errno on failure. */
+int64_t pk_thread_slice(pid_t tid);
 
 #endif

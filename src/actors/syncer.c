@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "pickple/log.h"
 #include "pickple/syncer.h"
@@ -35,6 +37,10 @@ static void *pk__syncer_main(void *arg)
 {
     pk_syncer_t *sy = arg;
     struct pollfd pfd = {.fd = sy->sy_waker.wk_fd, .events = POLLIN};
+    sy->sy_tid = (pid_t)syscall(SYS_gettid);
+    int rc = pk_thread_short_slice(PK_SYNCER_SLICE_NS);
+    if (rc != 0)
+        pk_log_warn("shard=%u syncer: no short time slice: %s", sy->sy_store->st_shard, strerror(-rc));
     pk__begin(sy);
     pk__give_turn(sy, 0);
     pk_waker_kick(sy->sy_owner_waker);

@@ -2,8 +2,11 @@
  * every module. */
 #include <assert.h>
 #include <stdio.h>
+#include <errno.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "pickple/common.h"
 
@@ -222,4 +225,33 @@ void pk_thread_name(pthread_t thread, const char *prefix, unsigned index)
     char name[16]; /* the kernel keeps 15 characters and the NUL */
     snprintf(name, sizeof(name), "%s-%u", prefix, index);
     pthread_setname_np(thread, name);
+}
+
+/* The kernel's struct sched_attr (include/uapi/linux/sched/types.h); glibc
+ * has no wrapper, and the uapi header clashes with <sched.h>. */
+typedef struct pk__sched_attr {
+    uint32_t size;
+    uint32_t sched_policy;
+    uint64_t sched_flags;
+    int32_t sched_nice;
+    uint32_t sched_priority;
+    uint64_t sched_runtime; /* SCHED_OTHER: the requested slice */
+    uint64_t sched_deadline;
+    uint64_t sched_period;
+    uint32_t sched_util_min;
+    uint32_t sched_util_max;
+} pk__sched_attr_t;
+
+int pk_thread_short_slice(uint64_t slice_ns)
+{
+    pk__sched_attr_t at = {.size = sizeof(at), .sched_policy = 0 /* SCHED_OTHER */, .sched_runtime = slice_ns};
+    return syscall(SYS_sched_setattr, 0, &at, 0) == 0 ? 0 : -errno;
+}
+
+int64_t pk_thread_slice(pid_t tid)
+{
+    pk__sched_attr_t at = {0};
+    if (syscall(SYS_sched_getattr, tid, &at, (unsigned)sizeof(at), 0) != 0)
+        return -errno;
+    return (int64_t)at.sched_runtime;
 }
