@@ -29,6 +29,7 @@
 
 #include "pickple/common.h"
 #include "pickple/out.h"
+#include "pickple/sale.h"
 
 #define PK_DATA_FORMAT 1
 #define PK_ID_MAX ((1ull << 53) - 1)
@@ -69,6 +70,18 @@ typedef enum pk_seq {
     PK_SEQ_COUNT,
 } pk_seq_t;
 
+/*
+ * Sale records held for the write transaction that changed them, written
+ * once when it commits (src/store/sales.c).  Under a flash sale every order
+ * reads and rewrites its sale's record: held decoded, the record is decoded
+ * once per batch and encoded and put once, not once per order.
+ */
+#define PK_STORE_SALES_HELD 4
+typedef struct pk_store_sale_slot {
+    pk_sale_t sl_sale;
+    bool sl_dirty; /* changed since it was read: written at commit */
+} pk_store_sale_slot_t;
+
 typedef struct pk_store {
     MDB_env *st_env;
     MDB_dbi st_dbi[PK_TBL_COUNT];
@@ -77,6 +90,9 @@ typedef struct pk_store {
     uint64_t st_seq[PK_SEQ_COUNT]; /* last used sequence number per kind */
     uint64_t st_outbox_next;       /* next outbox sequence number */
     bool st_seq_dirty;
+    size_t st_sales_txn; /* id of the transaction the held sales belong to */
+    unsigned st_sales_n;
+    pk_store_sale_slot_t st_sales[PK_STORE_SALES_HELD];
 } pk_store_t;
 
 /*
@@ -108,15 +124,24 @@ int pk_store_begin(pk_store_t *st, bool readonly, MDB_txn **txn) PK_MUST_USE;
  * Returns 0 or PK_ESTORE (the transaction is gone either way).  The same
  * in three steps, for a transaction that another thread commits: */
 int pk_store_commit(pk_store_t *st, MDB_txn *txn) PK_MUST_USE;
-/* Owner: writes the advanced counters into txn.  0 or PK_ESTORE. */
+/* Owner: writes the held sales and the advanced counters into txn.  0 or
+ * PK_ESTORE. */
 int pk_store_commit_prepare(pk_store_t *st, MDB_txn *txn) PK_MUST_USE;
 /* The thread that began txn: commits it.  0 or PK_ESTORE (logged). */
 int pk_store_commit_txn(const pk_store_t *st, MDB_txn *txn) PK_MUST_USE;
 /* Owner, with the result of pk_store_commit_txn: on failure the counters
  * go back to what is stored. */
 void pk_store_committed(pk_store_t *st, int rc);
-/* Aborts and rolls the in-memory counters back to what is stored. */
+/* Aborts and rolls the in-memory counters back to what is stored; held
+ * sales are forgotten. */
 void pk_store_abort(pk_store_t *st, MDB_txn *txn);
+
+/* src/store/sales.c: writes the sales held for txn into it and forgets
+ * them (before a commit, and before anything reads the sales table by
+ * cursor).  0 or PK_ESTORE. */
+int pk_store_sales_flush(pk_store_t *st, MDB_txn *txn) PK_MUST_USE;
+/* Forgets the held sales unwritten (their transaction was aborted). */
+void pk_store_sales_drop(pk_store_t *st);
 
 /* Allocates the next id of kind in this shard. */
 uint64_t pk_store_next_id(pk_store_t *st, pk_seq_t kind);

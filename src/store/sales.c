@@ -10,9 +10,73 @@
 
 #define PK__SETTLE_PER_SWEEP 256
 
+/*
+ * Whether the slots may serve txn.  Slots belong to one transaction: held
+ * unchanged ones of another (an earlier read-only one; ids of write
+ * transactions only grow, and a read-only one carries the id of the last
+ * commit it sees) are forgotten; changed ones stay with their write
+ * transaction, and txn (a read-only one beside it) reads the table.
+ */
+static bool pk__mine(pk_store_t *st, MDB_txn *txn)
+{
+    if (st->st_sales_n == 0 || st->st_sales_txn == mdb_txn_id(txn))
+        return true;
+    for (unsigned i = 0; i < st->st_sales_n; i++) {
+        if (st->st_sales[i].sl_dirty)
+            return false;
+    }
+    st->st_sales_n = 0;
+    return true;
+}
+
+/* The slot holding sale id for txn, or NULL. */
+static pk_store_sale_slot_t *pk__held(pk_store_t *st, MDB_txn *txn, uint64_t id)
+{
+    if (!pk__mine(st, txn))
+        return NULL;
+    for (unsigned i = 0; i < st->st_sales_n; i++) {
+        if (st->st_sales[i].sl_sale.s_id == id)
+            return &st->st_sales[i];
+    }
+    return NULL;
+}
+
+/* A slot for a sale not held yet: a free one, else one held unchanged;
+ * NULL when every slot holds a changed sale or the slots serve another
+ * transaction. */
+static pk_store_sale_slot_t *pk__hold(pk_store_t *st, MDB_txn *txn)
+{
+    if (!pk__mine(st, txn))
+        return NULL;
+    if (st->st_sales_n == 0)
+        st->st_sales_txn = mdb_txn_id(txn);
+    if (st->st_sales_n < PK_STORE_SALES_HELD)
+        return &st->st_sales[st->st_sales_n++];
+    for (unsigned i = 0; i < st->st_sales_n; i++) {
+        if (!st->st_sales[i].sl_dirty)
+            return &st->st_sales[i];
+    }
+    return NULL;
+}
+
+static int pk__sale_put(pk_store_t *st, MDB_txn *txn, const pk_sale_t *s)
+{
+    pk_buf_t rec = {0};
+    int rc = pk_sale_encode(s, &rec);
+    if (rc == 0)
+        rc = pk_store_put_id(st, txn, PK_TBL_SALES, s->s_id, rec.b_data, rec.b_len);
+    pk_buf_free(&rec);
+    return rc == 0 ? 0 : PK_ESTORE;
+}
+
 int pk_sales_read(pk_store_t *st, MDB_txn *txn, uint64_t id, pk_sale_t *s)
 {
     MDB_val v;
+    pk_store_sale_slot_t *slot = pk__held(st, txn, id);
+    if (slot != NULL) {
+        *s = slot->sl_sale;
+        return 0;
+    }
     int rc = pk_store_get_id(st, txn, PK_TBL_SALES, id, &v);
     if (rc != 0)
         return rc;
@@ -20,17 +84,29 @@ int pk_sales_read(pk_store_t *st, MDB_txn *txn, uint64_t id, pk_sale_t *s)
         pk_log_error("shard=%u sale %llu: corrupt record", st->st_shard, (unsigned long long)id);
         return PK_ESTORE;
     }
+    if ((slot = pk__hold(st, txn)) != NULL) {
+        slot->sl_sale = *s;
+        slot->sl_dirty = false;
+    }
     return 0;
 }
 
 int pk_sales_write(pk_store_t *st, MDB_txn *txn, const pk_sale_t *s, const char *type, int64_t now_ms)
 {
     assert(pk_sale_units_balanced(s) && s->s_remaining >= 0 && s->s_live >= 0);
-    pk_buf_t rec = {0}, json = {0};
+    pk_buf_t json = {0};
     pk_out_t o;
-    int rc = pk_sale_encode(s, &rec);
-    if (rc == 0)
-        rc = pk_store_put_id(st, txn, PK_TBL_SALES, s->s_id, rec.b_data, rec.b_len);
+    int rc = 0;
+    pk_store_sale_slot_t *slot = pk__held(st, txn, s->s_id);
+    if (slot == NULL)
+        slot = pk__hold(st, txn);
+    if (slot != NULL) {
+        slot->sl_sale = *s;
+        slot->sl_dirty = true;
+    } else {
+        rc = pk__sale_put(st, txn, s); /* every slot holds a changed sale */
+    }
+    /* The event now, in its place among the transaction's events. */
     if (rc == 0 && type != NULL) {
         pk_out_init(&o, PK_FMT_JSON);
         pk_sale_render(s, now_ms, &o);
@@ -38,9 +114,26 @@ int pk_sales_write(pk_store_t *st, MDB_txn *txn, const pk_sale_t *s, const char 
         if (rc == 0)
             rc = pk_store_outbox_append(st, txn, type, s->s_id, now_ms, PK_EVENT_JSON, json.b_data, json.b_len);
     }
-    pk_buf_free(&rec);
     pk_buf_free(&json);
     return rc == 0 ? 0 : PK_ESTORE;
+}
+
+int pk_store_sales_flush(pk_store_t *st, MDB_txn *txn)
+{
+    int rc = 0;
+    if (!pk__mine(st, txn))
+        return 0; /* a read-only transaction beside the writer: nothing of its own */
+    for (unsigned i = 0; i < st->st_sales_n && rc == 0; i++) {
+        if (st->st_sales[i].sl_dirty)
+            rc = pk__sale_put(st, txn, &st->st_sales[i].sl_sale);
+    }
+    st->st_sales_n = 0;
+    return rc;
+}
+
+void pk_store_sales_drop(pk_store_t *st)
+{
+    st->st_sales_n = 0;
 }
 
 static void pk__end_key(const pk_sale_t *s, uint8_t key[16])
@@ -129,7 +222,9 @@ static int pk__list_render(const MDB_val *val, pk_msg_t *msg, pk_out_t *o)
 
 static int pk__list_apply(pk_actor_t *owner, MDB_txn *txn, pk_msg_t *msg)
 {
-    return pk_store_list_page(&owner->a_store, txn, PK_TBL_SALES, msg, pk__list_render);
+    /* The cursor reads the table: sales this batch changed go in first. */
+    int rc = pk_store_sales_flush(&owner->a_store, txn);
+    return rc != 0 ? rc : pk_store_list_page(&owner->a_store, txn, PK_TBL_SALES, msg, pk__list_render);
 }
 
 /* Gives a finished sale's unsold units back to its product, once. */

@@ -238,9 +238,9 @@ int pk_store_begin(pk_store_t *st, bool readonly, MDB_txn **txn)
 
 int pk_store_commit_prepare(pk_store_t *st, MDB_txn *txn)
 {
-    int rc;
-    if (!st->st_seq_dirty)
-        return 0;
+    int rc = pk_store_sales_flush(st, txn);
+    if (rc != 0 || !st->st_seq_dirty)
+        return rc;
     for (int i = 0; i < PK_SEQ_COUNT; i++) {
         if ((rc = pk_store_meta_put_u64(st, txn, pk__seq_keys[i], st->st_seq[i])) != 0)
             return rc;
@@ -283,6 +283,7 @@ void pk_store_abort(pk_store_t *st, MDB_txn *txn)
     MDB_txn *rtxn;
     if (txn != NULL)
         mdb_txn_abort(txn);
+    pk_store_sales_drop(st);
     if (!st->st_seq_dirty)
         return;
     /* Counters advanced by the aborted transaction go back to the stored
