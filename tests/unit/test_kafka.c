@@ -240,17 +240,11 @@ int main(void)
     char dir[] = "/tmp/pickple-test-kafka-XXXXXX";
     pk_store_t st;
     test_routing();
-    if (mkdtemp(dir) == NULL || fixture_open_store(&st, dir) != 0) {
-        printf("FAIL cannot open a store in %s\n", dir);
+    if (fixture_open_tmp_store(&st, dir) != 0)
         return 1;
-    }
     test_decode(&st);
     test_order_views(&st);
     test_trim(&st, dir);
-    pk_store_close(&st);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        printf("(could not remove %s)\n", dir);
+    fixture_close_store(&st, dir);
     return CHECK_DONE("test_kafka");
 }

@@ -80,17 +80,11 @@ int main(void)
 {
     char dir[] = "/tmp/pickple-test-store-XXXXXX";
     pk_store_t st;
-    if (mkdtemp(dir) == NULL || fixture_open_store(&st, dir) != 0) {
-        printf("FAIL cannot open a store in %s\n", dir);
+    if (fixture_open_tmp_store(&st, dir) != 0)
         return 1;
-    }
     fill_pairs(&st);
     test_pairs_fall_back(&st);
     test_ids_fall_back(&st);
-    pk_store_close(&st);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        printf("(could not remove %s)\n", dir);
+    fixture_close_store(&st, dir);
     return CHECK_DONE("test_store");
 }

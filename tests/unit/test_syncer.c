@@ -131,17 +131,11 @@ int main(void)
 {
     char dir[] = "/tmp/pickple-test-syncer-XXXXXX";
     pk_store_t st;
-    if (mkdtemp(dir) == NULL || fixture_open_store(&st, dir) != 0) {
-        printf("FAIL cannot open a store in %s\n", dir);
+    if (fixture_open_tmp_store(&st, dir) != 0)
         return 1;
-    }
     test_rounds(&st);
     test_stop_unused(&st);
     test_short_slice(&st);
-    pk_store_close(&st);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        printf("(could not remove %s)\n", dir);
+    fixture_close_store(&st, dir);
     return CHECK_DONE("test_syncer");
 }
