@@ -34,8 +34,8 @@
  * batch's answers.  With the kernel's default slice, a woken syncer on two
  * busy cores waited for the running thread's slice to end: in closed-loop
  * `hot`, the time from hand-back to the owner seeing the commit exceeded
- * the commit itself by 513-594 us; with the short slice by 335-348 us
- * (4 interleaved pairs).
+ * the commit itself by 513-661 us; with the short slice by 307-436 us
+ * (7 interleaved pairs).
  */
 #ifndef PICKPLE_SYNCER_H
 #define PICKPLE_SYNCER_H

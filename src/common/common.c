@@ -1,8 +1,8 @@
 /* Error names, roles, clocks, histogram buckets and thread names shared by
  * every module. */
 #include <assert.h>
-#include <stdio.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
