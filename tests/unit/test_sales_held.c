@@ -10,7 +10,6 @@
  * are written through and nothing is lost.
  */
 #include <stdio.h>
-#include <stdlib.h>
 
 #include "pickple/sales.h"
 

@@ -6,7 +6,6 @@
  * else lost; an existing key is overwritten, as a plain put would.
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "pickple/store.h"

@@ -15,8 +15,6 @@
  */
 #include <poll.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "pickple/syncer.h"
 
