@@ -161,13 +161,44 @@ static inline bool pk__json_plain(unsigned char c)
     return c >= 0x20 && c != '"' && c != '\\' && c != 0x7f;
 }
 
-static void pk__json_string(pk_out_t *o, const char *s, size_t len)
+/* The quoted text of s, which needs no escape, then tail (tail_len <= 2):
+ * one copy into room made once, since every order answer has a few dozen
+ * keys and strings. */
+static void pk__json_quoted(pk_out_t *o, const char *s, size_t len, const char *tail, size_t tail_len)
+{
+    pk_buf_t *b = &o->o_buf;
+    size_t need = len + 2 + tail_len;
+    if (PK_UNLIKELY(o->o_err != 0 || b->b_len + need > b->b_cap || need > PK_OUT_BYTES_MAX)) {
+        pk__raw(o, "\"", 1);
+        pk__raw(o, s, len);
+        pk__raw(o, "\"", 1);
+        pk__raw(o, tail, tail_len);
+        return;
+    }
+    char *p = b->b_data + b->b_len;
+    *p++ = '"';
+    memcpy(p, s, len);
+    p += len;
+    *p++ = '"';
+    memcpy(p, tail, tail_len);
+    b->b_len += need;
+}
+
+/* s quoted and escaped, then tail (as in pk__json_quoted). */
+static void pk__json_string(pk_out_t *o, const char *s, size_t len, const char *tail, size_t tail_len)
 {
     static const char hex[] = "0123456789abcdef";
     char esc[6] = {'\\', 'u', '0', '0'};
+    size_t i = 0;
+    while (i < len && pk__json_plain((unsigned char)s[i]))
+        i++;
+    if (i == len) { /* the common case: nothing to escape */
+        pk__json_quoted(o, s, len, tail, tail_len);
+        return;
+    }
     size_t run = 0;
     pk__raw(o, "\"", 1);
-    for (size_t i = 0; i < len; i++) {
+    for (; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (pk__json_plain(c))
             continue;
@@ -186,6 +217,7 @@ static void pk__json_string(pk_out_t *o, const char *s, size_t len)
     }
     pk__raw(o, s + run, len - run);
     pk__raw(o, "\"", 1);
+    pk__raw(o, tail, tail_len);
 }
 
 void pk_out_key(pk_out_t *o, const char *key)
@@ -196,8 +228,7 @@ void pk_out_key(pk_out_t *o, const char *key)
     assert(o->o_depth > 0 && !o->o_after_key);
     pk__value_begin(o);
     if (o->o_fmt == PK_FMT_JSON) {
-        pk__json_string(o, key, len);
-        pk__raw(o, ":", 1);
+        pk__json_string(o, key, len, ":", 1);
     } else {
         msgpack_pack_str(&o->o_pk, len);
         msgpack_pack_str_body(&o->o_pk, key, len);
@@ -209,7 +240,7 @@ void pk_out_str(pk_out_t *o, const char *s, size_t len)
 {
     pk__value_begin(o);
     if (o->o_fmt == PK_FMT_JSON) {
-        pk__json_string(o, s, len);
+        pk__json_string(o, s, len, "", 0);
     } else {
         msgpack_pack_str(&o->o_pk, len);
         msgpack_pack_str_body(&o->o_pk, s, len);
@@ -290,7 +321,14 @@ void pk_out_time(pk_out_t *o, int64_t ms)
         pk__fail(o, n);
         n = 0;
     }
-    pk_out_str(o, ts, (size_t)n);
+    /* Digits and separators only: nothing to escape. */
+    pk__value_begin(o);
+    if (o->o_fmt == PK_FMT_JSON)
+        pk__json_quoted(o, ts, (size_t)n, "", 0);
+    else {
+        msgpack_pack_str(&o->o_pk, (size_t)n);
+        msgpack_pack_str_body(&o->o_pk, ts, (size_t)n);
+    }
 }
 
 void pk_out_raw(pk_out_t *o, const char *data, size_t len)
