@@ -190,6 +190,7 @@ typedef struct pk_actor_stats {
     uint64_t as_commit_us;     /* hand-over to the syncer until the committed batch is back */
     uint64_t as_sync_us;       /* of which in mdb_txn_commit on the syncer (writes + syncs) */
     uint64_t as_sync_hist[PK_SYNC_HIST_BUCKETS]; /* commits of <= 250 us * 2^i */
+    uint64_t as_midturn_batches; /* committed batches answered by pk_actor_progress */
 } pk_actor_stats_t;
 
 /* Owner-side increment of a statistic others may read concurrently. */
@@ -212,6 +213,8 @@ struct pk_actor {
     bool a_shutdown_started;
     bool a_exit;
     bool a_apply_due; /* the inbox woke this thread: apply after the loop's I/O */
+    bool a_in_progress;    /* inside pk_actor_progress */
+    unsigned a_progress_n; /* requests since it last looked */
     /* The batch being applied, then waiting for its commit (a_sync_pending,
      * a_batch_n > 0; 0 for an abort). */
     bool a_sync_pending;
@@ -338,6 +341,21 @@ void pk_msg_render(pk_msg_t *msg);
  * message stays with the caller.
  */
 int pk_actor_send(pk_actor_t *origin, pk_msg_t *msg) PK_MUST_USE;
+
+/*
+ * The HTTP layer calls this after each request it dispatched.  One loop
+ * turn can read thousands of requests when clients queued them (every
+ * connection's streams at once), and the turn used to end before the
+ * thread looked at its mailboxes again: a commit the syncer had finished,
+ * and the answers other shards had sent back, waited for all of them.
+ * Every PK_PROGRESS_EVERY requests this answers the replies that arrived
+ * and, when the syncer has given the turn back, answers the committed
+ * batch and applies the next, so the shard's pipeline keeps moving while
+ * the turn goes on.  Cheap when there is nothing to do: two ring sizes
+ * and one atomic load.
+ */
+#define PK_PROGRESS_EVERY 8
+void pk_actor_progress(pk_actor_t *a);
 
 /* Queues msg (m_work, m_done set) on the worker pool.  Same returns. */
 int pk_actor_work(pk_actor_t *origin, pk_msg_t *msg) PK_MUST_USE;

@@ -253,6 +253,29 @@ static void pk__on_wake(h2o_socket_t *sock, const char *err)
     a->a_apply_due = true;
 }
 
+void pk_actor_progress(pk_actor_t *a)
+{
+    if (++a->a_progress_n < PK_PROGRESS_EVERY || a->a_in_progress)
+        return;
+    a->a_progress_n = 0;
+    a->a_in_progress = true; /* an answer sent below must not come back here */
+    pk_msg_t *msg;
+    for (unsigned i = 0; i < PK_REPLY_CAPACITY && (msg = pk_mbox_pop(&a->a_replies)) != NULL; i++) {
+        pk_msg_render(msg);
+        msg->m_done(a, msg);
+    }
+    if (a->a_sync_pending && pk_syncer_owner_turn(&a->a_syncer)) {
+        if (a->a_batch_n > 0)
+            PK_STAT_ADD(a->a_stats.as_midturn_batches, 1);
+        pk__synced(a);
+        /* The rest of the inbox waits for the loop, which an earlier kick
+         * (or the syncer's next one) brings back to it. */
+        if (!a->a_sync_pending && pk_mbox_size(&a->a_inbox) > 0)
+            pk__apply_batch(a);
+    }
+    a->a_in_progress = false;
+}
+
 /* With TLS configured, cleartext and TLS share the port: the first byte of
  * a TLS connection is a handshake record (0x16), which no HTTP/1.1 method
  * and not the HTTP/2 preface starts with.  h2o keeps the bytes it read. */

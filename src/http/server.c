@@ -343,6 +343,7 @@ static int pk__on_req(h2o_handler_t *self, h2o_req_t *req)
         args.ha_authed = true;
     }
     route->r_handler(a, req, &args);
+    pk_actor_progress(a);
     return 0;
 }
 

@@ -12,8 +12,8 @@ import subprocess
 import threading
 import time
 
-from pickple_harness import (Server, assert_error, assert_status, claims_for, forge_jwt, is_id, msgpack_decode,
-                             run_tests, shared_server)
+from pickple_harness import (Server, assert_error, assert_status, claims_for, forge_jwt, h2load_available, is_id,
+                             msgpack_decode, run_tests, shared_server, skip)
 
 ORDERS = "/api/v1/orders"
 ORDER_KEYS = {"order_id", "user_id", "status", "items", "sale_id", "total", "shipping", "created_at",
@@ -374,6 +374,39 @@ def test_flash_sale_500_users_twice():
     sold = [o for o in all_orders(s, admin) if o["sale_id"] == sid]
     assert len(sold) == 100 and len({o["user_id"] for o in sold}) == 100
     assert stock(s, pid) == 50
+
+
+def midturn_batches(s):
+    r = s.call("GET", "/metrics")
+    assert_status(r, 200)
+    return sum(int(line.rpartition(" ")[2]) for line in r.raw.decode().splitlines()
+               if line.startswith("pickple_commit_batches_midturn_total{"))
+
+
+def test_pipelined_orders_answered_within_a_turn():
+    # Hundreds of streams at once: a loop turn reads many orders, and the
+    # shard answers a batch its syncer committed between two of them
+    # (pk_actor_progress) instead of after the whole turn.  Every order is
+    # still answered once and sold once.
+    if not h2load_available():
+        skip("h2load (nghttp2-client) not installed")
+    s = srv()
+    _, seller = seller_of(s)
+    pid = product(s, seller, stock=20000)
+    sid = sale(s, seller, pid, quantity=20000, limit=20000)
+    _, t = customer(s)
+    before, sent = midturn_batches(s), 0
+    for _ in range(6):
+        res = s.h2load(ORDERS, 2000, clients=4, streams=100, body={"sale_id": sid, "quantity": 1},
+                       headers={"authorization": f"Bearer {t}"})
+        assert res["2xx"] == 2000 and res["errored"] == 0, res["output"]
+        sent += 2000
+        if midturn_batches(s) > before:
+            break
+    assert midturn_batches(s) > before, f"no batch answered inside a turn in {sent} pipelined orders"
+    r = s.call("GET", f"/api/v1/sales/{sid}")
+    assert r.body["remaining"] == 20000 - sent, (r.body, sent)
+    assert s.healthy()
 
 
 # ----------------------------------------------------------- catalog orders
