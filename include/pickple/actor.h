@@ -349,10 +349,9 @@ int pk_actor_send(pk_actor_t *origin, pk_msg_t *msg) PK_MUST_USE;
  * thread looked at its mailboxes again: a commit the syncer had finished,
  * and the answers other shards had sent back, waited for all of them.
  * Every PK_PROGRESS_EVERY requests this answers the replies that arrived
- * and, when the syncer has given the turn back, answers the committed
- * batch and applies the next, so the shard's pipeline keeps moving while
- * the turn goes on.  Cheap when there is nothing to do: two ring sizes
- * and one atomic load.
+ * and, when the syncer has given the turn back, the committed batch.  The
+ * next batch is still applied after the turn.  Cheap when there is nothing
+ * to do: two ring sizes and one atomic load.
  */
 #define PK_PROGRESS_EVERY 8
 void pk_actor_progress(pk_actor_t *a);

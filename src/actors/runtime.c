@@ -268,10 +268,10 @@ void pk_actor_progress(pk_actor_t *a)
         if (a->a_batch_n > 0)
             PK_STAT_ADD(a->a_stats.as_midturn_batches, 1);
         pk__synced(a);
-        /* The rest of the inbox waits for the loop, which an earlier kick
-         * (or the syncer's next one) brings back to it. */
-        if (!a->a_sync_pending && pk_mbox_size(&a->a_inbox) > 0)
-            pk__apply_batch(a);
+        /* The next batch is applied after the turn, as before (the loop
+         * has the syncer's kick): applying it here as well made the
+         * process's memory grow without bound under overload, see
+         * docs/decisions.md. */
     }
     a->a_in_progress = false;
 }
