@@ -240,16 +240,22 @@ static void pk__synced(pk_actor_t *a)
     pk__finish_batch(a, n, rc);
 }
 
-static void pk__on_wake(h2o_socket_t *sock, const char *err)
+/* Answers the replies other shards sent back (at most a mailbox's worth). */
+static void pk__answer_replies(pk_actor_t *a)
 {
-    pk_actor_t *a = sock->data;
     pk_msg_t *msg;
-    pk_waker_drain(&a->a_waker);
-    /* Replies first: they finish requests and free memory. */
     for (unsigned i = 0; i < PK_REPLY_CAPACITY && (msg = pk_mbox_pop(&a->a_replies)) != NULL; i++) {
         pk_msg_render(msg);
         msg->m_done(a, msg);
     }
+}
+
+static void pk__on_wake(h2o_socket_t *sock, const char *err)
+{
+    pk_actor_t *a = sock->data;
+    pk_waker_drain(&a->a_waker);
+    /* Replies first: they finish requests and free memory. */
+    pk__answer_replies(a);
     a->a_apply_due = true;
 }
 
@@ -259,11 +265,7 @@ void pk_actor_progress(pk_actor_t *a)
         return;
     a->a_progress_n = 0;
     a->a_in_progress = true; /* an answer sent below must not come back here */
-    pk_msg_t *msg;
-    for (unsigned i = 0; i < PK_REPLY_CAPACITY && (msg = pk_mbox_pop(&a->a_replies)) != NULL; i++) {
-        pk_msg_render(msg);
-        msg->m_done(a, msg);
-    }
+    pk__answer_replies(a);
     if (a->a_sync_pending && pk_syncer_owner_turn(&a->a_syncer)) {
         if (a->a_batch_n > 0)
             PK_STAT_ADD(a->a_stats.as_midturn_batches, 1);

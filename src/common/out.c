@@ -321,14 +321,13 @@ void pk_out_time(pk_out_t *o, int64_t ms)
         pk__fail(o, n);
         n = 0;
     }
+    if (o->o_fmt != PK_FMT_JSON) {
+        pk_out_str(o, ts, (size_t)n);
+        return;
+    }
     /* Digits and separators only: nothing to escape. */
     pk__value_begin(o);
-    if (o->o_fmt == PK_FMT_JSON)
-        pk__json_quoted(o, ts, (size_t)n, "", 0);
-    else {
-        msgpack_pack_str(&o->o_pk, (size_t)n);
-        msgpack_pack_str_body(&o->o_pk, ts, (size_t)n);
-    }
+    pk__json_quoted(o, ts, (size_t)n, "", 0);
 }
 
 void pk_out_raw(pk_out_t *o, const char *data, size_t len)
