@@ -161,14 +161,17 @@ static inline bool pk__json_plain(unsigned char c)
     return c >= 0x20 && c != '"' && c != '\\' && c != 0x7f;
 }
 
-/* The quoted text of s, which needs no escape, then tail (tail_len <= 2):
- * one copy into room made once, since every order answer has a few dozen
- * keys and strings. */
+/* The quoted text of s, which needs no escape, then tail (":" after a key,
+ * else nothing): one copy into room made once, since every order answer
+ * has a few dozen keys and strings. */
 static void pk__json_quoted(pk_out_t *o, const char *s, size_t len, const char *tail, size_t tail_len)
 {
     pk_buf_t *b = &o->o_buf;
-    size_t need = len + 2 + tail_len;
-    if (PK_UNLIKELY(o->o_err != 0 || b->b_len + need > b->b_cap || need > PK_OUT_BYTES_MAX)) {
+    /* Both lengths are checked against the bound before they are added, so
+     * the sum cannot wrap. */
+    bool small = len <= PK_OUT_BYTES_MAX && tail_len <= 1;
+    size_t need = small ? len + 2 + tail_len : 0;
+    if (PK_UNLIKELY(o->o_err != 0 || !small || b->b_len + need > b->b_cap)) {
         pk__raw(o, "\"", 1);
         pk__raw(o, s, len);
         pk__raw(o, "\"", 1);
