@@ -8,6 +8,7 @@
  *   pb_api.c       talking to pickple outside the load: tokens, JSON calls
  *   pb_scenario.c  what each scenario sets up, sends, and verifies
  *   pb_run.c       worker threads, closed and open loop, statistics
+ *   pb_cpu.c       CPU used by the client, the server and the machine
  *   pickple-bench.c options, report (human and JSON), main
  *
  * Caveats: a connection and everything hanging from it belongs to one
@@ -20,6 +21,7 @@
 
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sys/types.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -241,6 +243,41 @@ typedef struct pb_stats {
     uint64_t st_stream_waits;
 } pb_stats_t;
 
+/* ---- CPU accounting ------------------------------------------------------ */
+
+/*
+ * What the measured window cost in CPU, from /proc: this process (the
+ * client, every thread), the server process given by --server-pid (every
+ * thread), and the whole machine.  The two cores are shared by client and
+ * server, so a latency figure means little without knowing how busy the
+ * machine was.  Resolution: the kernel's clock tick (10 ms of CPU), small
+ * against a window of seconds.
+ */
+typedef struct pb_cpu_sample {
+    uint64_t cs_ns;           /* CLOCK_MONOTONIC */
+    uint64_t cs_client_ticks; /* utime + stime of this process */
+    uint64_t cs_server_ticks; /* of the server; 0 when not known */
+    uint64_t cs_busy_ticks;   /* the machine: every CPU, all but idle and iowait */
+    bool cs_server_ok;
+    bool cs_ok;               /* this process and the machine were read */
+} pb_cpu_sample_t;
+
+typedef struct pb_cpu {
+    bool cu_ok;             /* measured (a duration run with /proc readable) */
+    bool cu_server_ok;      /* the server's share too */
+    double cu_seconds;      /* the window */
+    double cu_client_cores; /* CPU seconds per second */
+    double cu_server_cores;
+    double cu_busy_cores;   /* the machine, all processes */
+    unsigned cu_cores;      /* online CPUs */
+} pb_cpu_t;
+
+/* Reads the counters now; server_pid 0 skips the server. */
+void pb_cpu_sample(pid_t server_pid, pb_cpu_sample_t *s);
+
+/* The window between two samples (a taken before b). */
+void pb_cpu_between(const pb_cpu_sample_t *a, const pb_cpu_sample_t *b, pb_cpu_t *out);
+
 /* Options and everything setup produced; read-only while workers run,
  * except r_next_seq (atomic). */
 typedef struct pb_run {
@@ -255,6 +292,8 @@ typedef struct pb_run {
     uint64_t r_requests; /* counted mode: requests to send */
     char r_secret_path[4096];
     char r_label[64];
+    pid_t r_server_pid;  /* --server-pid: whose CPU to report, 0 none */
+    pb_cpu_t r_cpu;      /* the measured window's CPU (duration runs) */
     /* users and tokens */
     uint32_t r_users;
     uint64_t r_user_base;

@@ -339,6 +339,25 @@ static void pb__stats_init(pb_stats_t *st)
         pb_hist_init(&st->st_ok[i]);
 }
 
+static void pb__sleep_until(uint64_t ns)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+}
+
+/* The main thread, while the workers run a timed load: the CPU of the
+ * measured window (warm-up excluded). */
+static void pb__measure_cpu(pb_run_t *run)
+{
+    pb_cpu_sample_t a, b;
+    pb__sleep_until(run->r_measure_ns);
+    pb_cpu_sample(run->r_server_pid, &a);
+    pb__sleep_until(run->r_end_ns);
+    pb_cpu_sample(run->r_server_pid, &b);
+    pb_cpu_between(&a, &b, &run->r_cpu);
+}
+
 int pb_run_load(pb_run_t *run)
 {
     int rc = 0;
@@ -393,6 +412,8 @@ int pb_run_load(pb_run_t *run)
     run->r_measure_ns = run->r_t0_ns + (uint64_t)(run->r_warmup_s * 1e9);
     run->r_end_ns = run->r_duration_s > 0 ? run->r_measure_ns + (uint64_t)(run->r_duration_s * 1e9) : 0;
     pthread_barrier_wait(&run->r_barrier);
+    if (run->r_end_ns != 0 && !run->r_abort)
+        pb__measure_cpu(run);
     for (unsigned i = 0; i < nw; i++) {
         pthread_join(ws[i].w_thread, NULL);
         pb__stats_merge(&run->r_stats, &ws[i].w_stats);

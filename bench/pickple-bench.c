@@ -49,6 +49,8 @@ static void pb__usage(FILE *f)
             "      --json            print one JSON line on stdout (summary goes to stderr)\n"
             "      --hist-file F     write the latency spectrum for gnuplot to F\n"
             "      --label TEXT      copied into the JSON line\n"
+            "      --server-pid PID  also report the CPU of process PID (the server) over the\n"
+            "                        measured window, beside the client's and the machine's\n"
             "      --self-test       check the histogram arithmetic and exit\n"
             "\n"
             "scenarios:\n");
@@ -196,7 +198,16 @@ static void pb__report_json(const pb_run_t *run, int violations)
         fprintf(f, "}");
         first = false;
     }
-    fprintf(f, "}%.*s,\"violations\":%d}\n", (int)run->r_extra_len, run->r_extra, violations);
+    fprintf(f, "}");
+    const pb_cpu_t *cu = &run->r_cpu;
+    if (cu->cu_ok) {
+        fprintf(f, ",\"cpu\":{\"seconds\":%.3f,\"cores\":%u,\"client_cores\":%.3f,\"busy_cores\":%.3f",
+                cu->cu_seconds, cu->cu_cores, cu->cu_client_cores, cu->cu_busy_cores);
+        if (cu->cu_server_ok)
+            fprintf(f, ",\"server_cores\":%.3f", cu->cu_server_cores);
+        fprintf(f, "}");
+    }
+    fprintf(f, "%.*s,\"violations\":%d}\n", (int)run->r_extra_len, run->r_extra, violations);
     fflush(f);
 }
 
@@ -243,6 +254,13 @@ static void pb__report_human(FILE *f, const pb_run_t *run, int violations)
         if (st->st_stream_waits)
             fprintf(f, "  %llu requests waited for a free stream (not in \"sent late by\")\n",
                     (unsigned long long)st->st_stream_waits);
+    }
+    const pb_cpu_t *cu = &run->r_cpu;
+    if (cu->cu_ok) {
+        fprintf(f, "  cpu      client %.2f cores", cu->cu_client_cores);
+        if (cu->cu_server_ok)
+            fprintf(f, ", server %.2f cores", cu->cu_server_cores);
+        fprintf(f, ", machine %.2f of %u cores busy over %.1f s\n", cu->cu_busy_cores, cu->cu_cores, cu->cu_seconds);
     }
     if (run->r_extra_len)
         fprintf(f, "  scenario {%.*s}\n", (int)run->r_extra_len - 1, run->r_extra + 1);
@@ -292,6 +310,7 @@ enum {
     PB__OPT_LABEL,
     PB__OPT_TIMEOUT,
     PB__OPT_SELF_TEST,
+    PB__OPT_SERVER_PID,
 };
 
 int main(int argc, char **argv)
@@ -322,6 +341,7 @@ int main(int argc, char **argv)
         {"label", required_argument, NULL, PB__OPT_LABEL},
         {"timeout", required_argument, NULL, PB__OPT_TIMEOUT},
         {"self-test", no_argument, NULL, PB__OPT_SELF_TEST},
+        {"server-pid", required_argument, NULL, PB__OPT_SERVER_PID},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -381,6 +401,7 @@ int main(int argc, char **argv)
                     *p = '_';
             break;
         case PB__OPT_TIMEOUT: good = pb__num(optarg, 1, 86400, &run.r_timeout_s); break;
+        case PB__OPT_SERVER_PID: good = pb__num(optarg, 1, 4194304, &v), run.r_server_pid = (pid_t)v; break;
         case PB__OPT_SELF_TEST: {
             int failures = pb_hist_self_test();
             printf("pickple-bench self-test: %s\n", failures ? "FAILED" : "ok");

@@ -89,6 +89,11 @@ def summarise(runs):
         "unsold_runs": sum(1 for r in res if "sellout_ms" in r and r["sellout_ms"] is None),
         "violations": max([r.get("violations", 0) for r in res], default=None),
         "unverified": sum(1 for r in res if r.get("violations", 0) < 0),
+        # CPU of the measured window, in cores (pickple-bench --server-pid).
+        "server_cores": median([get(r, "cpu", "server_cores") for r in res]),
+        "client_cores": median([get(r, "cpu", "client_cores") for r in res]),
+        "busy_cores": median([get(r, "cpu", "busy_cores") for r in res]),
+        "cores": max([get(r, "cpu", "cores") or 0 for r in res], default=0),
     }
     if s["sellout_ms"]:
         s["sellout_accepted_per_s"] = median(
@@ -111,7 +116,7 @@ def build(rows):
     h2o = get(s, "h2o_static", "rps")
     redis = get(s, "redis_lua", "rps")
     header = ["row", "what", "req/s", "accepted/s", "rejected/s", "p50 ms", "p99 ms", "p99 accepted ms",
-              "÷ Redis", "÷ h2o", "RSS MB", "notes"]
+              "÷ Redis", "÷ h2o", "RSS MB", "server cores", "client cores", "busy cores", "notes"]
     table = []
     for row in ORDER + sorted(set(s) - set(ORDER)):
         if row not in s:
@@ -148,9 +153,21 @@ def build(rows):
             ratio(figure, redis) if row in VS_REDIS else "-",
             ratio(figure, h2o) if is_pickple else "-",
             fmt(x["rss_kb"] / 1024, 1) if is_pickple and x["rss_kb"] else "-",
+            fmt(x["server_cores"], 2), fmt(x["client_cores"], 2), fmt(x["busy_cores"], 2),
             "; ".join(notes),
         ])
     return s, header, table
+
+
+def busy(x):
+    """How busy the two shared cores were during a row, for the targets."""
+    text = f"{fmt(x['busy_cores'], 2)} of {x['cores']} cores busy"
+    parts = []
+    if x["server_cores"] is not None:
+        parts.append(f"server {fmt(x['server_cores'], 2)}")
+    if x["client_cores"] is not None:
+        parts.append(f"load generator {fmt(x['client_cores'], 2)}")
+    return text + (f" ({', '.join(parts)})" if parts else "")
 
 
 def targets(s):
@@ -185,10 +202,16 @@ def targets(s):
                         f"{x['failed']:,} failed", "FAIL"))
         else:
             check(title, x["acc_p99"], 10.0, lambda v, l: v <= l, " ms")
+        _, value, verdict = out[-1]
+        if x["busy_cores"] is not None:
+            value += f"; machine {busy(x)}"
+        out[-1] = (title, value, verdict)
         floor = get(s, floor_row, "p99")
         if floor is not None:
             _, value, verdict = out[-1]
             value += f"; h2o's static file at this load (`{floor_row}`): p99 {fmt(floor, 3)} ms"
+            if s[floor_row]["busy_cores"] is not None:
+                value += f", machine {busy(s[floor_row])}"
             if verdict == "FAIL" and floor > 10.0:
                 verdict = "FAIL (beyond the machine: the h2o floor is above 10 ms)"
             out[-1] = (title, value, verdict)
@@ -205,7 +228,7 @@ def targets(s):
 
 def text_table(header, table):
     widths = [max(len(str(r[i])) for r in [header] + table) for i in range(len(header))]
-    lines = ["  ".join(str(c).rjust(w) if i not in (0, 1, 11) else str(c).ljust(w)
+    lines = ["  ".join(str(c).rjust(w) if i not in (0, 1, len(header) - 1) else str(c).ljust(w)
                        for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in [header] + table]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
@@ -266,12 +289,13 @@ def main():
             for row, path in plots:
                 f.write(f"### {row}\n\n![{row}]({path})\n\n")
         f.write("## Every run\n\n| row | run | req/s | accepted/s | rejected/s | p50 | p99 | p99.9 | "
-                "p99 accepted | failed | RSS MB | extra |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+                "p99 accepted | failed | RSS MB | cores: server / client / busy | extra |\n"
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
         for row in ORDER + sorted(set(rows) - set(ORDER)):
             for r in rows.get(row, []):
                 x = r["result"]
                 if "error" in x:
-                    f.write(f"| {row} | {r['run']} | {x['error']} |||||||||\n")
+                    f.write(f"| {row} | {r['run']} | {x['error']} ||||||||||\n")
                     continue
                 extra = ", ".join(f"{k} {x[k]}" for k in ("sellout_ms", "violations", "rate") if x.get(k))
                 if x.get("verify"):
@@ -280,7 +304,9 @@ def main():
                         f"{fmt(x.get('rejected_per_s'))} | {fmt(get(x, 'latency_ms', 'p50'), 3)} | "
                         f"{fmt(get(x, 'latency_ms', 'p99'), 3)} | {fmt(get(x, 'latency_ms', 'p999'), 3)} | "
                         f"{fmt(get(x, 'accepted_latency_ms', 'p99'), 3)} | {x.get('failed', '-')} | "
-                        f"{fmt((r.get('rss_kb') or 0) / 1024, 1) if r.get('rss_kb') else '-'} | {extra} |\n")
+                        f"{fmt((r.get('rss_kb') or 0) / 1024, 1) if r.get('rss_kb') else '-'} | "
+                        f"{fmt(get(x, 'cpu', 'server_cores'), 2)} / {fmt(get(x, 'cpu', 'client_cores'), 2)} / "
+                        f"{fmt(get(x, 'cpu', 'busy_cores'), 2)} | {extra} |\n")
         f.write("\nRaw lines: `results.jsonl` next to the plots.\n")
     return 0
 
