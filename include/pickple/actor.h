@@ -50,7 +50,7 @@
 #define PK_INBOX_CAPACITY 8192
 #define PK_INFLIGHT_MAX 16384
 #define PK_REPLY_CAPACITY (PK_INFLIGHT_MAX + 1)
-#define PK_BATCH_MAX 1024 /* messages applied per write transaction */
+#define PK_BATCH_MAX 4096 /* messages applied per write transaction */
 #define PK_WORKER_QUEUE_CAPACITY 4096
 
 typedef struct pk_runtime pk_runtime_t;
@@ -172,7 +172,7 @@ struct pk_msg {
     } u;
 };
 
-#define PK_BATCH_HIST_BUCKETS 12 /* batch sizes 1, 2, 4, ... 1024, more */
+#define PK_BATCH_HIST_BUCKETS 14 /* batch sizes 1, 2, 4, ... 4096, more */
 #define PK_SYNC_HIST_BUCKETS 9   /* commit times <= 250 us, 500 us, ... 32 ms, more */
 #define PK_SYNC_HIST_FIRST_US 250
 
