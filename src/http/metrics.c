@@ -155,8 +155,9 @@ void pk_h_metrics(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args)
     pk__emit(&b,
              "# HELP pickple_allocator_info The allocator and its settings (include/pickple/alloc.h).\n"
              "# TYPE pickple_allocator_info gauge\n"
-             "pickple_allocator_info{allocator=\"%s\",thp=\"%s\",dirty_decay_ms=\"%zd\",muzzy_decay_ms=\"%zd\"} 1\n",
-             al.ai_allocator, al.ai_thp, al.ai_dirty_decay_ms, al.ai_muzzy_decay_ms);
+             "pickple_allocator_info{allocator=\"%s\",thp=\"%s\",dirty_decay_ms=\"%zd\",muzzy_decay_ms=\"%zd\","
+             "lg_extent_max_active_fit=\"%zu\"} 1\n",
+             al.ai_allocator, al.ai_thp, al.ai_dirty_decay_ms, al.ai_muzzy_decay_ms, al.ai_lg_extent_fit);
     if (b.mb_truncated) {
         pk_log_error("metrics: the page outgrew its %zu bytes", cap);
         pk_http_error(req, PK_FMT_JSON, 500, "internal", "metrics page too large");
