@@ -278,6 +278,10 @@ void pb_cpu_sample(pid_t server_pid, pb_cpu_sample_t *s);
 /* The window between two samples (a taken before b). */
 void pb_cpu_between(const pb_cpu_sample_t *a, const pb_cpu_sample_t *b, pb_cpu_t *out);
 
+/* Checks the /proc parsing and the window's arithmetic; returns the number
+ * of failed checks (each printed on stderr). */
+int pb_cpu_self_test(void);
+
 /* Options and everything setup produced; read-only while workers run,
  * except r_next_seq (atomic). */
 typedef struct pb_run {

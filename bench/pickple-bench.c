@@ -51,7 +51,7 @@ static void pb__usage(FILE *f)
             "      --label TEXT      copied into the JSON line\n"
             "      --server-pid PID  also report the CPU of process PID (the server) over the\n"
             "                        measured window, beside the client's and the machine's\n"
-            "      --self-test       check the histogram arithmetic and exit\n"
+            "      --self-test       check the histogram and CPU arithmetic and exit\n"
             "\n"
             "scenarios:\n");
     pb_scenario_list(f);
@@ -403,7 +403,7 @@ int main(int argc, char **argv)
         case PB__OPT_TIMEOUT: good = pb__num(optarg, 1, 86400, &run.r_timeout_s); break;
         case PB__OPT_SERVER_PID: good = pb__num(optarg, 1, 4194304, &v), run.r_server_pid = (pid_t)v; break;
         case PB__OPT_SELF_TEST: {
-            int failures = pb_hist_self_test();
+            int failures = pb_hist_self_test() + pb_cpu_self_test();
             printf("pickple-bench self-test: %s\n", failures ? "FAILED" : "ok");
             return failures ? 1 : 0;
         }
