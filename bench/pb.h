@@ -30,6 +30,16 @@
 #include <nghttp2/nghttp2.h>
 
 #define PB_MUST_USE __attribute__((warn_unused_result))
+
+/* A self-test's check: prints the failed condition and its place on
+ * stderr and counts it in failures (an int lvalue). */
+#define PB_SELF_CHECK(failures, cond)                                                  \
+    do {                                                                               \
+        if (!(cond)) {                                                                 \
+            fprintf(stderr, "pickple-bench self-test: %s:%d: %s\n", __FILE__, __LINE__, #cond); \
+            (failures)++;                                                              \
+        }                                                                              \
+    } while (0)
 #define PB_STATUS_MAX 600 /* status codes 0..599; 0 = no response */
 
 /* ---- histogram ---------------------------------------------------------- */

@@ -82,13 +82,7 @@ void pb_cpu_between(const pb_cpu_sample_t *a, const pb_cpu_sample_t *b, pb_cpu_t
 int pb_cpu_self_test(void)
 {
     int failures = 0;
-#define PB__CPU_CHECK(cond)                                                             \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            fprintf(stderr, "pb_cpu_self_test: %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                               \
-        }                                                                             \
-    } while (0)
+#define PB__CPU_CHECK(cond) PB_SELF_CHECK(failures, cond)
     uint64_t t = 0;
     /* A command name with spaces and parentheses; utime 1234, stime 66. */
     PB__CPU_CHECK(pb__stat_ticks("42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 1234 66 0 0 20 0 3 0", &t));

@@ -118,13 +118,7 @@ int pb_hist_write_spectrum(const pb_hist_t *h, FILE *f)
 int pb_hist_self_test(void)
 {
     int failures = 0;
-#define PB__CHECK(cond)                                                   \
-    do {                                                                  \
-        if (!(cond)) {                                                    \
-            fprintf(stderr, "pb_hist_self_test: %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                   \
-        }                                                                 \
-    } while (0)
+#define PB__CHECK(cond) PB_SELF_CHECK(failures, cond)
 
     /* Every value lands in a bucket whose bounds contain it, buckets are
      * contiguous, and the relative width never exceeds 1/128. */
