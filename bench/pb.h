@@ -40,6 +40,7 @@
             (failures)++;                                                              \
         }                                                                              \
     } while (0)
+
 #define PB_STATUS_MAX 600 /* status codes 0..599; 0 = no response */
 
 /* ---- histogram ---------------------------------------------------------- */

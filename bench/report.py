@@ -205,16 +205,14 @@ def targets(s):
         _, value, verdict = out[-1]
         if x["busy_cores"] is not None:
             value += f"; machine {busy(x)}"
-        out[-1] = (title, value, verdict)
         floor = get(s, floor_row, "p99")
         if floor is not None:
-            _, value, verdict = out[-1]
             value += f"; h2o's static file at this load (`{floor_row}`): p99 {fmt(floor, 3)} ms"
             if s[floor_row]["busy_cores"] is not None:
                 value += f", machine {busy(s[floor_row])}"
             if verdict == "FAIL" and floor > 10.0:
                 verdict = "FAIL (beyond the machine: the h2o floor is above 10 ms)"
-            out[-1] = (title, value, verdict)
+        out[-1] = (title, value, verdict)
     f = s.get("flash")
     if f is None:
         out.append(("flash 10,000 units / 100,000 users sells out < 1 s, zero violations", "not measured", "-"))

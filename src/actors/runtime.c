@@ -271,9 +271,10 @@ void pk_actor_progress(pk_actor_t *a)
             PK_STAT_ADD(a->a_stats.as_midturn_batches, 1);
         pk__synced(a);
         /* The next batch is applied after the turn, as before (the loop
-         * has the syncer's kick): applying it here as well made the
-         * process's memory grow by 70-100 MB/s under overload, see
-         * docs/decisions.md. */
+         * has the syncer's kick).  Applying it here as well was measured
+         * twice and raised no throughput (docs/decisions.md); the memory
+         * growth it first showed came from the allocator's settings
+         * (include/pickple/alloc.h). */
     }
     a->a_in_progress = false;
 }
