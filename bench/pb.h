@@ -9,6 +9,7 @@
  *   pb_scenario.c  what each scenario sets up, sends, and verifies
  *   pb_run.c       worker threads, closed and open loop, statistics
  *   pb_cpu.c       CPU used by the client, the server and the machine
+ *   pb_disk.c      the durable-write probe (--disk-probe)
  *   pickple-bench.c options, report (human and JSON), main
  *
  * Caveats: a connection and everything hanging from it belongs to one
@@ -293,6 +294,47 @@ void pb_cpu_between(const pb_cpu_sample_t *a, const pb_cpu_sample_t *b, pb_cpu_t
  * of failed checks (each printed on stderr). */
 int pb_cpu_self_test(void);
 
+/* ---- durable-write probe ------------------------------------------------ */
+
+/*
+ * --disk-probe DIR: over the measured window a thread of the client makes
+ * a durable write in a file in DIR every PB_DISK_INTERVAL_NS (or as soon
+ * as the previous one ends, when it took longer).  Each is the least that
+ * one acknowledged order needs with pickple's --sync full: a 4 KiB page
+ * appended to a data file and made durable with fdatasync, then a 128-byte
+ * record written at the file's head through a second descriptor opened
+ * O_DSYNC (where LMDB writes its meta page).  An order is answered only
+ * after at least one such write that began after the order arrived, and a
+ * real commit writes more than one page; so how long these writes take
+ * beside a given load is a floor under the latency of durable orders at
+ * that load.  The file is unlinked as soon as it is open and wraps at
+ * PB_DISK_FILE_BYTES.
+ */
+#define PB_DISK_PAGE 4096
+#define PB_DISK_META 128
+#define PB_DISK_FILE_BYTES (64u << 20)
+#define PB_DISK_INTERVAL_NS 4000000u /* 250 writes/s; pickple commits about 100-300 times/s in hot */
+
+typedef struct pb_disk {
+    int dk_fd, dk_meta_fd;
+    uint64_t dk_start_ns, dk_end_ns; /* CLOCK_MONOTONIC: the window written in */
+    pthread_t dk_thread;
+    bool dk_running;
+    int dk_err;        /* the errno that stopped the probe early, 0 if none */
+    pb_hist_t dk_hist; /* each write: page, fdatasync and head record */
+} pb_disk_t;
+
+/* Creates (and unlinks) the probe's file in dir.  Returns 0 or -errno, with
+ * a message on stderr. */
+int pb_disk_open(pb_disk_t *d, const char *dir) PB_MUST_USE;
+
+/* Starts the thread, which writes from start_ns until end_ns.  Returns 0 or
+ * -errno. */
+int pb_disk_start(pb_disk_t *d, uint64_t start_ns, uint64_t end_ns) PB_MUST_USE;
+
+/* Joins the thread (if started) and closes the file. */
+void pb_disk_finish(pb_disk_t *d);
+
 /* Options and everything setup produced; read-only while workers run,
  * except r_next_seq (atomic). */
 typedef struct pb_run {
@@ -309,6 +351,7 @@ typedef struct pb_run {
     char r_label[64];
     pid_t r_server_pid;  /* --server-pid: whose CPU to report, 0 none */
     pb_cpu_t r_cpu;      /* the measured window's CPU (duration runs) */
+    pb_disk_t *r_disk;   /* --disk-probe: opened, run over the measured window; else NULL */
     /* users and tokens */
     uint32_t r_users;
     uint64_t r_user_base;

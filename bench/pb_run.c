@@ -411,9 +411,16 @@ int pb_run_load(pb_run_t *run)
     run->r_t0_ns = pb_now_ns();
     run->r_measure_ns = run->r_t0_ns + (uint64_t)(run->r_warmup_s * 1e9);
     run->r_end_ns = run->r_duration_s > 0 ? run->r_measure_ns + (uint64_t)(run->r_duration_s * 1e9) : 0;
+    if (run->r_disk != NULL && run->r_end_ns != 0 && !run->r_abort) {
+        int prc = pb_disk_start(run->r_disk, run->r_measure_ns, run->r_end_ns);
+        if (prc != 0)
+            run->r_disk->dk_err = -prc;
+    }
     pthread_barrier_wait(&run->r_barrier);
     if (run->r_end_ns != 0 && !run->r_abort)
         pb__measure_cpu(run);
+    if (run->r_disk != NULL)
+        pb_disk_finish(run->r_disk);
     for (unsigned i = 0; i < nw; i++) {
         pthread_join(ws[i].w_thread, NULL);
         pb__stats_merge(&run->r_stats, &ws[i].w_stats);

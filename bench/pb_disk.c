@@ -1,0 +1,126 @@
+/* The durable-write probe of --disk-probe (bench/pb.h). */
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pb.h"
+
+int pb_disk_open(pb_disk_t *d, const char *dir)
+{
+    char path[4096];
+    memset(d, 0, sizeof(*d));
+    d->dk_fd = d->dk_meta_fd = -1;
+    pb_hist_init(&d->dk_hist);
+    int n = snprintf(path, sizeof(path), "%s/pickple-bench-disk-probe.%d", dir, (int)getpid());
+    if (n < 0 || (size_t)n >= sizeof(path)) {
+        fprintf(stderr, "pickple-bench: --disk-probe: directory name too long\n");
+        return -ENAMETOOLONG;
+    }
+    d->dk_fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (d->dk_fd < 0)
+        goto fail;
+    /* The head is written as LMDB writes its meta page with --sync full:
+     * through a second descriptor opened O_DSYNC. */
+    d->dk_meta_fd = open(path, O_RDWR | O_DSYNC | O_CLOEXEC);
+    if (d->dk_meta_fd < 0)
+        goto fail;
+    /* Nothing is left behind, whatever happens to this process. */
+    if (unlink(path) != 0)
+        goto fail;
+    return 0;
+fail:;
+    int err = errno;
+    fprintf(stderr, "pickple-bench: --disk-probe: %s: %s\n", path, strerror(err));
+    if (d->dk_fd >= 0) {
+        unlink(path);
+        close(d->dk_fd);
+    }
+    if (d->dk_meta_fd >= 0)
+        close(d->dk_meta_fd);
+    d->dk_fd = d->dk_meta_fd = -1;
+    return -err;
+}
+
+/* One durable write: the page at off, fdatasync, the head record.  Returns
+ * 0 or an errno. */
+static int pb__disk_write(pb_disk_t *d, const unsigned char *page, off_t off)
+{
+    if (pwrite(d->dk_fd, page, PB_DISK_PAGE, off) != PB_DISK_PAGE)
+        return errno ? errno : EIO;
+    if (fdatasync(d->dk_fd) != 0)
+        return errno;
+    if (pwrite(d->dk_meta_fd, page, PB_DISK_META, 0) != PB_DISK_META)
+        return errno ? errno : EIO;
+    return 0;
+}
+
+static void *pb__disk_main(void *arg)
+{
+    pb_disk_t *d = arg;
+    unsigned char page[PB_DISK_PAGE];
+    for (size_t i = 0; i < sizeof(page); i++)
+        page[i] = (unsigned char)(i * 131 + 7);
+    struct timespec ts = {.tv_sec = (time_t)(d->dk_start_ns / 1000000000u),
+                          .tv_nsec = (long)(d->dk_start_ns % 1000000000u)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+    /* Pages are appended after the head, as a growing data file is; at the
+     * bound the file starts over (still allocated blocks from then on). */
+    off_t off = PB_DISK_PAGE;
+    uint64_t next = d->dk_start_ns;
+    for (;;) {
+        uint64_t t0 = pb_now_ns();
+        if (t0 < next) {
+            /* Paced, so that the probe's own CPU barely adds to the load. */
+            struct timespec nt = {.tv_sec = (time_t)(next / 1000000000u), .tv_nsec = (long)(next % 1000000000u)};
+            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &nt, NULL) == EINTR)
+                ;
+            t0 = pb_now_ns();
+        }
+        if (t0 >= d->dk_end_ns)
+            break;
+        /* A write that overran its interval delays the next one; the
+         * probe never catches up in a burst. */
+        next = t0 + PB_DISK_INTERVAL_NS;
+        int err = pb__disk_write(d, page, off);
+        if (err != 0) {
+            d->dk_err = err;
+            break;
+        }
+        pb_hist_record(&d->dk_hist, pb_now_ns() - t0);
+        off += PB_DISK_PAGE;
+        if (off >= (off_t)PB_DISK_FILE_BYTES)
+            off = PB_DISK_PAGE;
+        page[0]++; /* every write carries new bytes */
+    }
+    return NULL;
+}
+
+int pb_disk_start(pb_disk_t *d, uint64_t start_ns, uint64_t end_ns)
+{
+    assert(d->dk_fd >= 0 && !d->dk_running);
+    d->dk_start_ns = start_ns;
+    d->dk_end_ns = end_ns;
+    int rc = pthread_create(&d->dk_thread, NULL, pb__disk_main, d);
+    if (rc != 0)
+        return -rc;
+    d->dk_running = true;
+    return 0;
+}
+
+void pb_disk_finish(pb_disk_t *d)
+{
+    if (d->dk_running)
+        pthread_join(d->dk_thread, NULL);
+    d->dk_running = false;
+    if (d->dk_fd >= 0)
+        close(d->dk_fd);
+    if (d->dk_meta_fd >= 0)
+        close(d->dk_meta_fd);
+    d->dk_fd = d->dk_meta_fd = -1;
+}
