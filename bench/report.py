@@ -329,9 +329,15 @@ def main():
                 extra = ", ".join(f"{k} {x[k]}" for k in ("sellout_ms", "violations", "rate") if x.get(k))
                 if x.get("verify"):
                     extra += ", verify " + json.dumps(x["verify"], separators=(",", ":"))
+                lat = "latency_ms"
+                if row in DISK_ROWS:
+                    # As in the table above: the probe's writes.
+                    lat = "disk_write_ms"
+                    extra += (f", {get(x, lat, 'count') or 0:,} durable writes; h2o's file p99 "
+                              f"{fmt(get(x, 'latency_ms', 'p99'), 3)} ms")
                 f.write(f"| {row} | {r['run']} | {fmt(x.get('rps'))} | {fmt(x.get('accepted_per_s'))} | "
-                        f"{fmt(x.get('rejected_per_s'))} | {fmt(get(x, 'latency_ms', 'p50'), 3)} | "
-                        f"{fmt(get(x, 'latency_ms', 'p99'), 3)} | {fmt(get(x, 'latency_ms', 'p999'), 3)} | "
+                        f"{fmt(x.get('rejected_per_s'))} | {fmt(get(x, lat, 'p50'), 3)} | "
+                        f"{fmt(get(x, lat, 'p99'), 3)} | {fmt(get(x, lat, 'p999'), 3)} | "
                         f"{fmt(get(x, 'accepted_latency_ms', 'p99'), 3)} | {x.get('failed', '-')} | "
                         f"{fmt((r.get('rss_kb') or 0) / 1024, 1) if r.get('rss_kb') else '-'} | "
                         f"{fmt(get(x, 'cpu', 'server_cores'), 2)} / {fmt(get(x, 'cpu', 'client_cores'), 2)} / "
