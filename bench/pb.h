@@ -438,5 +438,6 @@ static inline uint32_t pb_rand_below(uint64_t *s, uint32_t n)
 }
 
 uint64_t pb_now_ns(void); /* CLOCK_MONOTONIC */
+void pb_sleep_until(uint64_t ns); /* until CLOCK_MONOTONIC reads ns */
 
 #endif

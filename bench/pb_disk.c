@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "pb.h"
@@ -50,12 +49,14 @@ fail:;
  * 0 or an errno. */
 static int pb__disk_write(pb_disk_t *d, const unsigned char *page, off_t off)
 {
-    if (pwrite(d->dk_fd, page, PB_DISK_PAGE, off) != PB_DISK_PAGE)
-        return errno ? errno : EIO;
+    ssize_t n = pwrite(d->dk_fd, page, PB_DISK_PAGE, off);
+    if (n != PB_DISK_PAGE)
+        return n < 0 ? errno : EIO; /* short: the disk is full */
     if (fdatasync(d->dk_fd) != 0)
         return errno;
-    if (pwrite(d->dk_meta_fd, page, PB_DISK_META, 0) != PB_DISK_META)
-        return errno ? errno : EIO;
+    n = pwrite(d->dk_meta_fd, page, PB_DISK_META, 0);
+    if (n != PB_DISK_META)
+        return n < 0 ? errno : EIO;
     return 0;
 }
 
@@ -65,10 +66,7 @@ static void *pb__disk_main(void *arg)
     unsigned char page[PB_DISK_PAGE];
     for (size_t i = 0; i < sizeof(page); i++)
         page[i] = (unsigned char)(i * 131 + 7);
-    struct timespec ts = {.tv_sec = (time_t)(d->dk_start_ns / 1000000000u),
-                          .tv_nsec = (long)(d->dk_start_ns % 1000000000u)};
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-        ;
+    pb_sleep_until(d->dk_start_ns);
     /* Pages are appended after the head, as a growing data file is; at the
      * bound the file starts over (still allocated blocks from then on). */
     off_t off = PB_DISK_PAGE;
@@ -77,9 +75,7 @@ static void *pb__disk_main(void *arg)
         uint64_t t0 = pb_now_ns();
         if (t0 < next) {
             /* Paced, so that the probe's own CPU barely adds to the load. */
-            struct timespec nt = {.tv_sec = (time_t)(next / 1000000000u), .tv_nsec = (long)(next % 1000000000u)};
-            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &nt, NULL) == EINTR)
-                ;
+            pb_sleep_until(next);
             t0 = pb_now_ns();
         }
         if (t0 >= d->dk_end_ns)

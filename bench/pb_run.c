@@ -339,7 +339,7 @@ static void pb__stats_init(pb_stats_t *st)
         pb_hist_init(&st->st_ok[i]);
 }
 
-static void pb__sleep_until(uint64_t ns)
+void pb_sleep_until(uint64_t ns)
 {
     struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u)};
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
@@ -351,9 +351,9 @@ static void pb__sleep_until(uint64_t ns)
 static void pb__measure_cpu(pb_run_t *run)
 {
     pb_cpu_sample_t a, b;
-    pb__sleep_until(run->r_measure_ns);
+    pb_sleep_until(run->r_measure_ns);
     pb_cpu_sample(run->r_server_pid, &a);
-    pb__sleep_until(run->r_end_ns);
+    pb_sleep_until(run->r_end_ns);
     pb_cpu_sample(run->r_server_pid, &b);
     pb_cpu_between(&a, &b, &run->r_cpu);
 }
