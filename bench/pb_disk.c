@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -66,11 +65,10 @@ static void *pb__disk_main(void *arg)
     unsigned char page[PB_DISK_PAGE];
     for (size_t i = 0; i < sizeof(page); i++)
         page[i] = (unsigned char)(i * 131 + 7);
-    pb_sleep_until(d->dk_start_ns);
     /* Pages are appended after the head, as a growing data file is; at the
      * bound the file starts over (still allocated blocks from then on). */
     off_t off = PB_DISK_PAGE;
-    uint64_t next = d->dk_start_ns;
+    uint64_t next = d->dk_start_ns; /* the first write waits for the window */
     for (;;) {
         uint64_t t0 = pb_now_ns();
         if (t0 < next) {
