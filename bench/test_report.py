@@ -38,39 +38,67 @@ def test_sum_of_two_delays():
     assert abs(report.sum_p99(fixed, uniform) - 12.9) < 0.1
 
 
-def test_disk_rows_and_the_estimate():
-    d = tempfile.mkdtemp(prefix="pickple-report-")
+def made_up_runs(d, due):
+    """Three runs of h2o_at_redis and disk_at_redis in d.  h2o's file takes
+    exactly 2 ms; the probe's spectrum is uniform 0-10 ms.  due: as
+    pickple-bench writes them now (arrivals from their due time, then each
+    write), else as older runs did (the writes alone)."""
     lines = []
     for run in (1, 2, 3):
         h2o = {"label": "h2o_at_redis", "mode": "open", "rate": 1000, "rps": 1000, "accepted_per_s": 0,
                "rejected_per_s": 0, "latency_ms": {"p50": 1.0, "p99": 2.0, "p999": 3.0}}
-        disk = dict(h2o, label="disk_at_redis", disk_write_ms={"count": 100, "p50": 4.0, "p99": 8.0 + run,
-                                                               "p999": 12.0}, disk_error="")
+        disk = dict(h2o, label="disk_at_redis", disk_error="",
+                    disk_write_ms={"count": 100, "p50": 3.0, "p99": 5.0 + run, "p999": 7.0})
+        hist = spectrum_text("all requests", [(0, 1.0), (100, 1.0)]) + "\n\n"
+        if due:
+            disk["disk_due_ms"] = {"count": 500, "p50": 4.0, "p99": 8.0 + run, "p999": 12.0}
+            hist += (spectrum_text("durable writes from their due time (--disk-probe)", [(0, 0.0), (100, 10.0)]) +
+                     "\n\n" + spectrum_text("durable writes, each (--disk-probe)", [(0, 50.0), (100, 50.0)]))
+        else:
+            disk["disk_write_ms"].update(p50=4.0, p99=8.0 + run, p999=12.0)
+            hist += spectrum_text("durable writes (--disk-probe)", [(0, 0.0), (100, 10.0)])
         lines += [{"row": "h2o_at_redis", "run": run, "rss_kb": None, "result": h2o},
                   {"row": "disk_at_redis", "run": run, "rss_kb": None, "result": disk}]
-        # h2o's file takes exactly 2 ms, a write uniformly 0-10 ms: p99 11.9.
         write(os.path.join(d, f"h2o_at_redis-{run}.hist"), spectrum_text("all requests", [(0, 2.0), (100, 2.0)]))
-        write(os.path.join(d, f"disk_at_redis-{run}.hist"),
-              spectrum_text("all requests", [(0, 1.0), (100, 1.0)]) + "\n\n" +
-              spectrum_text("durable writes (--disk-probe)", [(0, 0.0), (100, 10.0)]))
+        write(os.path.join(d, f"disk_at_redis-{run}.hist"), hist)
     jsonl = os.path.join(d, "results.jsonl")
     write(jsonl, "".join(json.dumps(x) + "\n" for x in lines))
-    s, header, table = report.build(report.load(jsonl))
+    return jsonl
+
+
+def check_disk_rows(due):
+    d = tempfile.mkdtemp(prefix="pickple-report-")
+    s, header, table = report.build(report.load(made_up_runs(d, due)))
     row = next(r for r in table if r[0] == "disk_at_redis")
-    # The row's p50 and p99 are the writes' medians, not h2o's.
+    # The row's p50 and p99 are the probe's medians (from the due time when
+    # there), not h2o's and not the writes alone.
     assert row[header.index("p50 ms")] == "4.000" and row[header.index("p99 ms")] == "10.000", row
-    assert "300 durable writes" in row[-1], row[-1]
+    if due:
+        assert "1,500 arrivals" in row[-1] and "300 writes, each alone p99 7.000 ms" in row[-1], row[-1]
+    else:
+        assert "300 durable writes" in row[-1], row[-1]
     s["hot_at_redis"] = dict(s["h2o_at_redis"], acc_p99=50.0, unfinished=0, failed=0)
     hot = [t for t in report.targets(s, d) if "hot at Redis" in t[0]][0]
     assert hot[2] == "FAIL", hot
+    # 2 ms + uniform 0-10 ms: p99 11.9 (the due-time spectrum; the writes'
+    # own 50 ms would give 52).
     assert "p99 10.000 ms" in hot[1] and "p99 11.9" in hot[1], hot[1]
+    assert ("from each arrival" if due else "per write") in hot[1], hot[1]
     # Without the spectra there is no estimate.
     hot = [t for t in report.targets(s, None) if "hot at Redis" in t[0]][0]
     assert "independent" not in hot[1], hot[1]
     # A probe p99 above 10 ms makes the verdict 'beyond the machine'.
     s["disk_at_redis"]["disk_p99"] = 10.5
     hot = [t for t in report.targets(s, d) if "hot at Redis" in t[0]][0]
-    assert hot[2].startswith("FAIL (beyond the machine: a durable write"), hot[2]
+    assert hot[2].startswith("FAIL (beyond the machine: durable writes"), hot[2]
+
+
+def test_disk_rows_and_the_estimate():
+    check_disk_rows(due=True)
+
+
+def test_disk_rows_of_older_runs():
+    check_disk_rows(due=False)
 
 
 if __name__ == "__main__":
