@@ -2,8 +2,8 @@
 """Table of medians, ratios and targets for bench/run.
 
 Reads the results.jsonl that bench/run writes (one line per row and run:
-{"row", "run", "rss_kb", "result": <pickple-bench --json line or the
-redis-benchmark figures>}), prints the table on stdout and writes the
+{"row", "run", "rss_kb", "stages_ms", "result": <pickple-bench --json line
+or the redis-benchmark figures>}), prints the table on stdout and writes the
 dated Markdown results file.  Standard library only.
 """
 import argparse
@@ -23,6 +23,9 @@ DISK_ROWS = {"disk_idle", "disk_at_redis"}
 # durable-write probe at that load (None: not measured there).
 P99_TARGETS = (("soldout_at_h2o", "h2o_at_70pct", None, "soldout at 0.7 x h2o"),
                ("hot_at_redis", "h2o_at_redis", "disk_at_redis", "hot at Redis ops/s"))
+
+# Stages of pickple's committed writes (pickple_write_stage_microseconds).
+STAGES = ("queued", "batch", "answered")
 
 ABOUT = {
     "h2o_static": "h2o, GET a 20-byte file",
@@ -88,6 +91,10 @@ def summarise(runs):
         "stream_waits": sum(r.get("stream_waits", 0) for r in res),
         "rss_kb": median([r.get("rss_kb") for r in ok]),
         "rss_kb_max": max([r.get("rss_kb") or 0 for r in ok], default=0),
+        # pickple's committed writes by stage, mean ms per run (bench/run
+        # reads pickple_write_stage_microseconds after the row; older runs
+        # have none).
+        "stages": {st: median([get(r, "stages_ms", st) for r in ok]) for st in STAGES},
         "failed": sum(r.get("failed", 0) for r in res),
         "unfinished": sum(r.get("unfinished", 0) for r in res),
         "rate": median([r.get("rate") for r in res if r.get("mode") == "open"]),
@@ -166,6 +173,9 @@ def build(rows):
             notes.append(f"h2o's file beside: p99 {fmt(x['p99'], 3)} ms")
             if x["disk_errors"]:
                 notes.append(f"the probe stopped early in {x['disk_errors']} run(s)")
+        if x["stages"]["batch"] is not None:
+            notes.append("pickple's writes, mean ms (warm-up included): " +
+                         ", ".join(f"{st} {fmt(x['stages'][st], 1)}" for st in STAGES))
         if x["rate"]:
             notes.append(f"offered {fmt(x['rate'])}/s")
         if x["late_p99"] is not None:
@@ -297,6 +307,9 @@ def targets(s, hist_dir=None):
         else:
             check(title, x["acc_p99"], 10.0, lambda v, l: v <= l, " ms")
         _, value, verdict = out[-1]
+        if x["stages"]["batch"] is not None:
+            value += ("; pickple's writes in that row, mean ms: " +
+                      ", ".join(f"{st} {fmt(x['stages'][st], 1)}" for st in STAGES))
         if x["busy_cores"] is not None:
             value += f"; machine {busy(x)}"
         floor = get(s, floor_row, "p99")

@@ -99,6 +99,29 @@ def check_disk_rows(due):
     assert hot[2].startswith("FAIL (beyond the machine: durable writes"), hot[2]
 
 
+def test_write_stages():
+    d = tempfile.mkdtemp(prefix="pickple-report-")
+    lines = []
+    for run, stages in ((1, {"queued": 1.0, "batch": 10.0, "answered": 0.5, "writes": 9}),
+                        (2, {"queued": 3.0, "batch": 12.0, "answered": 0.7, "writes": 9}),
+                        (3, None)):  # a run whose metrics could not be read
+        hot = {"label": "hot_at_redis", "mode": "open", "rate": 1000, "rps": 1000, "accepted_per_s": 1000,
+               "rejected_per_s": 0, "latency_ms": {"p50": 1.0, "p99": 20.0, "p999": 30.0},
+               "accepted_latency_ms": {"p99": 20.0}}
+        lines.append({"row": "hot_at_redis", "run": run, "rss_kb": 1000, "stages_ms": stages, "result": hot})
+    # An older run's line has no stages_ms at all.
+    lines.append({"row": "hot", "run": 1, "rss_kb": 1000, "result": dict(hot, label="hot", mode="closed")})
+    jsonl = os.path.join(d, "results.jsonl")
+    write(jsonl, "".join(json.dumps(x) + "\n" for x in lines))
+    s, header, table = report.build(report.load(jsonl))
+    row = next(r for r in table if r[0] == "hot_at_redis")
+    # Medians of the runs that have them.
+    assert "pickple's writes, mean ms (warm-up included): queued 2.0, batch 11.0, answered 0.6" in row[-1], row
+    assert "pickple's writes" not in next(r for r in table if r[0] == "hot")[-1]
+    line = [t for t in report.targets(s) if "hot at Redis" in t[0]][0]
+    assert "pickple's writes in that row, mean ms: queued 2.0, batch 11.0, answered 0.6" in line[1], line
+
+
 def test_disk_rows_and_the_estimate():
     check_disk_rows(due=True)
 

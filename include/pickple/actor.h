@@ -158,6 +158,9 @@ struct pk_msg {
      * origin thread before m_done runs (pk_msg_render), off the owner's
      * thread and outside its batch.  NULL when m_body holds the answer. */
     void (*m_render)(const pk_msg_t *msg, pk_out_t *out);
+    /* Stages of a write (CLOCK_MONOTONIC ns, 0 until reached): made on
+     * the origin, its batch begun on the owner, that batch committed. */
+    uint64_t m_born_ns, m_batch_ns, m_committed_ns;
     pk_msg_t *m_parent; /* scatter/gather: the message waiting for this one */
     pk_msg_t **m_children;
     uint32_t m_children_count;
@@ -176,6 +179,17 @@ struct pk_msg {
 #define PK_SYNC_HIST_BUCKETS 9   /* commit times <= 250 us, 500 us, ... 32 ms, more */
 #define PK_SYNC_HIST_FIRST_US 250
 
+/* Where a committed write's time went, recorded by the thread that answers
+ * it (pickple_write_stage_microseconds). */
+typedef enum pk_stage {
+    PK_STAGE_QUEUED,   /* made on the origin -> its batch begins on the owner */
+    PK_STAGE_BATCH,    /* batch begins -> the owner sees it committed (apply + commit) */
+    PK_STAGE_ANSWERED, /* committed -> answered on the origin thread */
+    PK_STAGES
+} pk_stage_t;
+#define PK_STAGE_HIST_BUCKETS 12 /* <= 250 us, 500 us, ... 256 ms, more */
+#define PK_STAGE_HIST_FIRST_US 250
+
 /* Per-thread statistics, written by the owner only (ck_pr stores), read by
  * anyone with ck_pr loads (metrics, bench reports). */
 typedef struct pk_actor_stats {
@@ -191,6 +205,9 @@ typedef struct pk_actor_stats {
     uint64_t as_sync_us;       /* of which in mdb_txn_commit on the syncer (writes + syncs) */
     uint64_t as_sync_hist[PK_SYNC_HIST_BUCKETS]; /* commits of <= 250 us * 2^i */
     uint64_t as_midturn_batches; /* committed batches answered by pk_actor_progress */
+    /* Committed writes this thread answered, by stage (pk_stage_t). */
+    uint64_t as_stage_hist[PK_STAGES][PK_STAGE_HIST_BUCKETS];
+    uint64_t as_stage_us[PK_STAGES];
 } pk_actor_stats_t;
 
 /* Owner-side increment of a statistic others may read concurrently. */

@@ -37,6 +37,7 @@ pk_msg_t *pk_msg_new(pk_actor_t *origin)
     if (msg == NULL)
         return NULL;
     msg->m_origin = (uint16_t)origin->a_index;
+    msg->m_born_ns = pk_mono_ns();
     /* Relaxed store: other threads only read it to decide shutdown
      * quiescence, which re-checks over a linger period. */
     ck_pr_store_uint(&origin->a_inflight, origin->a_inflight + 1);
@@ -97,9 +98,29 @@ int pk_actor_send(pk_actor_t *origin, pk_msg_t *msg)
 
 /* Hands a finished message back to its origin: directly when that is this
  * thread, else through the origin's reply box. */
+/* On the answering (origin) thread: where a committed write's time went. */
+static void pk__record_stages(pk_actor_t *a, const pk_msg_t *msg)
+{
+    if (msg->m_committed_ns == 0)
+        return; /* a read, an aborted batch, or never applied */
+    assert(msg->m_born_ns <= msg->m_batch_ns && msg->m_batch_ns <= msg->m_committed_ns);
+    uint64_t now = pk_mono_ns();
+    uint64_t us[PK_STAGES] = {
+        [PK_STAGE_QUEUED] = (msg->m_batch_ns - msg->m_born_ns) / 1000,
+        [PK_STAGE_BATCH] = (msg->m_committed_ns - msg->m_batch_ns) / 1000,
+        [PK_STAGE_ANSWERED] = now > msg->m_committed_ns ? (now - msg->m_committed_ns) / 1000 : 0,
+    };
+    for (unsigned st = 0; st < PK_STAGES; st++) {
+        PK_STAT_ADD(a->a_stats.as_stage_us[st], us[st]);
+        PK_STAT_ADD(a->a_stats.as_stage_hist[st][pk_hist_bucket(us[st], PK_STAGE_HIST_FIRST_US,
+                                                                  PK_STAGE_HIST_BUCKETS)], 1);
+    }
+}
+
 static void pk__reply(pk_actor_t *self, pk_msg_t *msg)
 {
     if (msg->m_origin == self->a_index) {
+        pk__record_stages(self, msg);
         pk_msg_render(msg);
         msg->m_done(self, msg);
         return;
@@ -176,6 +197,8 @@ static void pk__apply_batch(pk_actor_t *a)
     unsigned applied = 0;
     for (; rc == 0 && applied < n; applied++) {
         msg = a->a_batch[applied];
+        msg->m_batch_ns = t0;
+        msg->m_committed_ns = 0; /* set again if this batch commits */
         msg->m_status = 0;
         rc = msg->m_op->op_apply(a, txn, msg);
         assert(rc != 0 || msg->m_status != 0);
@@ -236,6 +259,9 @@ static void pk__synced(pk_actor_t *a)
         PK_STAT_ADD(a->a_stats.as_batch_hist[pk_hist_bucket(n, 1, PK_BATCH_HIST_BUCKETS)], 1);
         if (n > a->a_stats.as_batch_max)
             ck_pr_store_64(&a->a_stats.as_batch_max, n);
+        uint64_t committed = pk_mono_ns();
+        for (unsigned i = 0; i < n; i++)
+            a->a_batch[i]->m_committed_ns = committed;
     }
     pk__finish_batch(a, n, rc);
 }
@@ -245,6 +271,7 @@ static void pk__answer_replies(pk_actor_t *a)
 {
     pk_msg_t *msg;
     for (unsigned i = 0; i < PK_REPLY_CAPACITY && (msg = pk_mbox_pop(&a->a_replies)) != NULL; i++) {
+        pk__record_stages(a, msg);
         pk_msg_render(msg);
         msg->m_done(a, msg);
     }

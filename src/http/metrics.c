@@ -13,7 +13,7 @@
 /* Room for the page: a fixed part and each shard's lines (about 2.7 KiB
  * with Kafka on); the whole page must fit, or it is not sent. */
 #define PK__METRICS_BYTES_FIXED 4096
-#define PK__METRICS_BYTES_PER_SHARD 4096
+#define PK__METRICS_BYTES_PER_SHARD 8192
 
 typedef struct pk__metrics_buf {
     char *mb_data;
@@ -82,20 +82,20 @@ static const struct {
 
 /* One shard's histogram: counts[k] observations of at most first << k,
  * the last bucket unbounded; the count is the sum of the buckets. */
-static void pk__emit_hist(pk__metrics_buf_t *b, const char *name, unsigned shard, uint64_t *counts,
+/* One histogram's lines; labels: what goes before le, e.g. shard="0". */
+static void pk__emit_hist(pk__metrics_buf_t *b, const char *name, const char *labels, uint64_t *counts,
                           unsigned nbuckets, unsigned first, uint64_t sum)
 {
     uint64_t cum = 0;
     for (unsigned k = 0; k < nbuckets; k++) {
         cum += ck_pr_load_64(&counts[k]);
         if (k + 1 < nbuckets)
-            pk__emit(b, "%s_bucket{shard=\"%u\",le=\"%u\"} %llu\n", name, shard, first << k,
-                     (unsigned long long)cum);
+            pk__emit(b, "%s_bucket{%s,le=\"%u\"} %llu\n", name, labels, first << k, (unsigned long long)cum);
         else
-            pk__emit(b, "%s_bucket{shard=\"%u\",le=\"+Inf\"} %llu\n", name, shard, (unsigned long long)cum);
+            pk__emit(b, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, labels, (unsigned long long)cum);
     }
-    pk__emit(b, "%s_sum{shard=\"%u\"} %llu\n", name, shard, (unsigned long long)sum);
-    pk__emit(b, "%s_count{shard=\"%u\"} %llu\n", name, shard, (unsigned long long)cum);
+    pk__emit(b, "%s_sum{%s} %llu\n", name, labels, (unsigned long long)sum);
+    pk__emit(b, "%s_count{%s} %llu\n", name, labels, (unsigned long long)cum);
 }
 
 static void pk__emit_kafka(pk__metrics_buf_t *b, pk_runtime_t *rt)
@@ -130,11 +130,13 @@ void pk_h_metrics(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args)
                      (unsigned long long)ck_pr_load_64(field));
         }
     }
+    char labels[64];
     pk__emit(&b, "# HELP pickple_commit_batch_size Messages per group commit.\n"
                  "# TYPE pickple_commit_batch_size histogram\n");
     for (unsigned i = 0; i < rt->rt_nactors; i++) {
         pk_actor_stats_t *s = &rt->rt_actors[i].a_stats;
-        pk__emit_hist(&b, "pickple_commit_batch_size", i, s->as_batch_hist, PK_BATCH_HIST_BUCKETS, 1,
+        snprintf(labels, sizeof(labels), "shard=\"%u\"", i);
+        pk__emit_hist(&b, "pickple_commit_batch_size", labels, s->as_batch_hist, PK_BATCH_HIST_BUCKETS, 1,
                       ck_pr_load_64(&s->as_batch_msgs));
     }
     pk__emit(&b, "# HELP pickple_sync_microseconds Time of each group commit on the shard's syncer thread "
@@ -142,8 +144,23 @@ void pk_h_metrics(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args)
                  "# TYPE pickple_sync_microseconds histogram\n");
     for (unsigned i = 0; i < rt->rt_nactors; i++) {
         pk_actor_stats_t *s = &rt->rt_actors[i].a_stats;
-        pk__emit_hist(&b, "pickple_sync_microseconds", i, s->as_sync_hist, PK_SYNC_HIST_BUCKETS,
+        snprintf(labels, sizeof(labels), "shard=\"%u\"", i);
+        pk__emit_hist(&b, "pickple_sync_microseconds", labels, s->as_sync_hist, PK_SYNC_HIST_BUCKETS,
                       PK_SYNC_HIST_FIRST_US, ck_pr_load_64(&s->as_sync_us));
+    }
+    static const char *const stage_names[PK_STAGES] = {
+        [PK_STAGE_QUEUED] = "queued", [PK_STAGE_BATCH] = "batch", [PK_STAGE_ANSWERED] = "answered"};
+    pk__emit(&b, "# HELP pickple_write_stage_microseconds Where each committed write's time went, by the "
+                 "thread that answered it (shard): queued (made, until its batch began on the owner), batch "
+                 "(applied and committed), answered (committed, until answered).\n"
+                 "# TYPE pickple_write_stage_microseconds histogram\n");
+    for (unsigned i = 0; i < rt->rt_nactors; i++) {
+        pk_actor_stats_t *s = &rt->rt_actors[i].a_stats;
+        for (unsigned st = 0; st < PK_STAGES; st++) {
+            snprintf(labels, sizeof(labels), "shard=\"%u\",stage=\"%s\"", i, stage_names[st]);
+            pk__emit_hist(&b, "pickple_write_stage_microseconds", labels, s->as_stage_hist[st],
+                          PK_STAGE_HIST_BUCKETS, PK_STAGE_HIST_FIRST_US, ck_pr_load_64(&s->as_stage_us[st]));
+        }
     }
     pk__emit(&b, "# HELP pickple_inflight Messages alive on each thread.\n# TYPE pickple_inflight gauge\n");
     for (unsigned i = 0; i < rt->rt_nactors; i++)

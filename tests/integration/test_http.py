@@ -98,6 +98,43 @@ def test_metrics_commit_histograms():
     assert total >= 3, m
 
 
+def stage_counts(m):
+    """{(shard, stage): count} of pickple_write_stage_microseconds, checking
+    each histogram's buckets."""
+    out = {}
+    for k, v in m.items():
+        if not k.startswith("pickple_write_stage_microseconds_count{"):
+            continue
+        labels = k[k.index("{") + 1:-1]
+        shard, stage = (x.split('"')[1] for x in labels.split(","))
+        buckets = [(b, n) for b, n in m.items()
+                   if b.startswith(f"pickple_write_stage_microseconds_bucket{{{labels},")]
+        les = [b.split('le="')[1].split('"')[0] for b, _ in buckets]
+        assert les == ["250", "500", "1000", "2000", "4000", "8000", "16000", "32000", "64000", "128000",
+                       "256000", "+Inf"], les
+        counts = [n for _, n in buckets]
+        assert counts == sorted(counts) and counts[-1] == v, (k, buckets)
+        out[(int(shard), stage)] = v
+    return out
+
+
+def test_metrics_write_stages():
+    s = srv()
+    before = stage_counts(metric_lines(s))
+    for _ in range(3):
+        s.new_user()  # each sign-up is a write committed on the username's shard
+    assert_status(s.call("GET", "/healthz"), 200)  # no write: not counted
+    after = stage_counts(metric_lines(s))
+    stages = {"queued", "batch", "answered"}
+    shards = {sh for sh, _ in after}
+    assert shards and set(after) == {(sh, st) for sh in shards for st in stages}, sorted(after)
+    for sh in shards:
+        # Every committed write answered on a thread passed all three stages.
+        assert len({after[(sh, st)] for st in stages}) == 1, (sh, after)
+    grew = sum(after[(sh, "batch")] - before.get((sh, "batch"), 0) for sh in shards)
+    assert grew >= 3, (before, after)
+
+
 def test_metrics_whole_with_many_shards():
     # 64 shards made a page over the old fixed 16 KiB, which was cut short.
     s = Server(threads=64)
@@ -106,6 +143,8 @@ def test_metrics_whole_with_many_shards():
         for name in ("pickple_commit_batches_total", "pickple_sync_microseconds_count", "pickple_inflight"):
             present = [k for k in m if k.startswith(name + "{")]
             assert len(present) == 64, f"{name}: {len(present)} shards of 64 on the page"
+        present = [k for k in m if k.startswith("pickple_write_stage_microseconds_count{")]
+        assert len(present) == 64 * 3, f"write stages: {len(present)} of 64 x 3 on the page"
     finally:
         s.stop()
 
