@@ -182,7 +182,8 @@ struct pk_msg {
 /* Where a committed write's time went, recorded by the thread that answers
  * it (pickple_write_stage_microseconds). */
 typedef enum pk_stage {
-    PK_STAGE_QUEUED,   /* made on the origin -> its batch begins on the owner */
+    PK_STAGE_QUEUED,   /* made on the origin -> its batch begins on the owner (a worker's job, such
+                        * as a sign-up's password hashing, included) */
     PK_STAGE_BATCH,    /* batch begins -> the owner sees it committed (apply + commit) */
     PK_STAGE_ANSWERED, /* committed -> answered on the origin thread */
     PK_STAGES

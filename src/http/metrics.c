@@ -151,8 +151,9 @@ void pk_h_metrics(pk_actor_t *a, h2o_req_t *req, const pk_http_args_t *args)
     static const char *const stage_names[PK_STAGES] = {
         [PK_STAGE_QUEUED] = "queued", [PK_STAGE_BATCH] = "batch", [PK_STAGE_ANSWERED] = "answered"};
     pk__emit(&b, "# HELP pickple_write_stage_microseconds Where each committed write's time went, by the "
-                 "thread that answered it (shard): queued (made, until its batch began on the owner), batch "
-                 "(applied and committed), answered (committed, until answered).\n"
+                 "thread that answered it (shard): queued (made, until its batch began on the owner; a sign-up's "
+                 "password hashing on a worker included), batch (applied and committed), answered (committed, "
+                 "until answered).\n"
                  "# TYPE pickple_write_stage_microseconds histogram\n");
     for (unsigned i = 0; i < rt->rt_nactors; i++) {
         pk_actor_stats_t *s = &rt->rt_actors[i].a_stats;
