@@ -129,6 +129,11 @@ def disk_key(r):
     return "disk_due_ms" if "disk_due_ms" in r else "disk_write_ms"
 
 
+def stages_text(x):
+    """A row's mean stage times, e.g. 'queued 2.0, batch 3.6, answered 0.6'."""
+    return ", ".join(f"{st} {fmt(x['stages'][st], 1)}" for st in STAGES)
+
+
 def fmt(v, digits=0):
     if v is None:
         return "-"
@@ -174,8 +179,7 @@ def build(rows):
             if x["disk_errors"]:
                 notes.append(f"the probe stopped early in {x['disk_errors']} run(s)")
         if x["stages"]["batch"] is not None:
-            notes.append("pickple's writes, mean ms (warm-up included): " +
-                         ", ".join(f"{st} {fmt(x['stages'][st], 1)}" for st in STAGES))
+            notes.append("pickple's writes, mean ms (warm-up included): " + stages_text(x))
         if x["rate"]:
             notes.append(f"offered {fmt(x['rate'])}/s")
         if x["late_p99"] is not None:
@@ -308,8 +312,7 @@ def targets(s, hist_dir=None):
             check(title, x["acc_p99"], 10.0, lambda v, l: v <= l, " ms")
         _, value, verdict = out[-1]
         if x["stages"]["batch"] is not None:
-            value += ("; pickple's writes in that row, mean ms: " +
-                      ", ".join(f"{st} {fmt(x['stages'][st], 1)}" for st in STAGES))
+            value += "; pickple's writes in that row, mean ms: " + stages_text(x)
         if x["busy_cores"] is not None:
             value += f"; machine {busy(x)}"
         floor = get(s, floor_row, "p99")

@@ -96,19 +96,18 @@ int pk_actor_send(pk_actor_t *origin, pk_msg_t *msg)
     return rc;
 }
 
-/* Hands a finished message back to its origin: directly when that is this
- * thread, else through the origin's reply box. */
 /* On the answering (origin) thread: where a committed write's time went. */
 static void pk__record_stages(pk_actor_t *a, const pk_msg_t *msg)
 {
     if (msg->m_committed_ns == 0)
         return; /* a read, an aborted batch, or never applied */
-    assert(msg->m_born_ns <= msg->m_batch_ns && msg->m_batch_ns <= msg->m_committed_ns);
-    uint64_t now = pk_mono_ns();
+    uint64_t now = pk_mono_ns(); /* one clock for every thread, read after the others */
+    assert(msg->m_born_ns <= msg->m_batch_ns && msg->m_batch_ns <= msg->m_committed_ns &&
+           msg->m_committed_ns <= now);
     uint64_t us[PK_STAGES] = {
         [PK_STAGE_QUEUED] = (msg->m_batch_ns - msg->m_born_ns) / 1000,
         [PK_STAGE_BATCH] = (msg->m_committed_ns - msg->m_batch_ns) / 1000,
-        [PK_STAGE_ANSWERED] = now > msg->m_committed_ns ? (now - msg->m_committed_ns) / 1000 : 0,
+        [PK_STAGE_ANSWERED] = (now - msg->m_committed_ns) / 1000,
     };
     for (unsigned st = 0; st < PK_STAGES; st++) {
         PK_STAT_ADD(a->a_stats.as_stage_us[st], us[st]);
@@ -117,6 +116,8 @@ static void pk__record_stages(pk_actor_t *a, const pk_msg_t *msg)
     }
 }
 
+/* Hands a finished message back to its origin: directly when that is this
+ * thread, else through the origin's reply box. */
 static void pk__reply(pk_actor_t *self, pk_msg_t *msg)
 {
     if (msg->m_origin == self->a_index) {

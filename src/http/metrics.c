@@ -10,8 +10,9 @@
 #include "pickple/kafka.h"
 #include "pickple/log.h"
 
-/* Room for the page: a fixed part and each shard's lines (about 2.7 KiB
- * with Kafka on); the whole page must fit, or it is not sent. */
+/* Room for the page: a fixed part and each shard's lines (5.1 KiB at
+ * start, 5.3 with Kafka on, a little more as the counters grow digits);
+ * the whole page must fit, or it is not sent. */
 #define PK__METRICS_BYTES_FIXED 4096
 #define PK__METRICS_BYTES_PER_SHARD 8192
 
@@ -80,9 +81,9 @@ static const struct {
      offsetof(pk_kafka_shard_stats_t, kss_outbox_rows)},
 };
 
-/* One shard's histogram: counts[k] observations of at most first << k,
- * the last bucket unbounded; the count is the sum of the buckets. */
-/* One histogram's lines; labels: what goes before le, e.g. shard="0". */
+/* One histogram: counts[k] observations of at most first << k, the last
+ * bucket unbounded; the count is the sum of the buckets.  labels: what
+ * goes before le, e.g. shard="0". */
 static void pk__emit_hist(pk__metrics_buf_t *b, const char *name, const char *labels, uint64_t *counts,
                           unsigned nbuckets, unsigned first, uint64_t sum)
 {
