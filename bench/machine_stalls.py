@@ -52,7 +52,7 @@ def clock_gaps(seconds):
         s = (t - t0) // SLOT_NS
         if gap > slots.get(s, 0):
             slots[s] = gap
-    return [slots.get(s, 0) / 1e6 for s in range(max(slots) + 1)]
+    return [slots.get(s, 0) / 1e6 for s in range(max(slots, default=0) + 1)]
 
 
 def durable_writes(directory, seconds, out):
