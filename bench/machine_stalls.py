@@ -9,16 +9,19 @@ milliseconds means the thread was not running although it never blocked.
 It runs in four conditions, S seconds each (default 3):
 
   alone                  nothing else
-  durable writes         beside a thread that appends a 4 KiB page to a file
-                         in DIR, fdatasyncs it and writes 128 bytes through an
-                         O_DSYNC descriptor, every 4 ms (pickple-bench
-                         --disk-probe's write)
+  durable writes         beside a second process that appends a 4 KiB page
+                         to a file in DIR, fdatasyncs it and writes 128 bytes
+                         through an O_DSYNC descriptor, every 4 ms or right
+                         after a slower one (pickple-bench --disk-probe's
+                         write)
   busy                   beside a second process spinning, so both cores of a
                          2-core machine are busy
   busy + durable writes  both
 
 For each it prints how many 10 ms slots held a gap over 2 ms (per second),
-their median and the longest, and for the writes their p50/p99.  On the
+their median and the longest, and for the writes their p50/p99, each write
+timed alone (pickple-bench --disk-probe also times them from when each was
+due, which is the figure to compare with order latency).  On the
 machines pickple is benchmarked on, the last condition shows the whole
 guest stopping for several ms several times a second (docs/decisions.md,
 "The machine stops while it writes"); that is outside pickple and is why a
@@ -124,7 +127,7 @@ def main():
     if args.writer:
         times = []
         durable_writes(args.dir, args.seconds, times)
-        print(f"{len(times)} durable writes p50 {pct(times, 0.5):.2f} p99 {pct(times, 0.99):.2f} ms")
+        print(f"{len(times)} durable writes p50 {pct(times, 0.5):.2f} p99 {pct(times, 0.99):.2f} ms each")
         return 0
     print(f"machine_stalls: {os.cpu_count()} cores, writes in {os.path.abspath(args.dir)}, "
           f"{args.seconds:g} s per condition", flush=True)

@@ -19,10 +19,10 @@ from pickple_harness import Server, run_tests, tmp_dir, tmp_path  # noqa: E402
 BENCH = os.environ.get("PICKPLE_BENCH_BIN", "")
 
 
-def bench(server, *args):
+def bench(server, *args, env=None):
     return subprocess.run([BENCH, "--url", server.base_url, "--scenario", "get", "--path", "/healthz",
                            "-c", "2", "-m", "4", "-t", "1", *args],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, env=env)
 
 
 def test_probe_writes_beside_the_load():
@@ -67,9 +67,7 @@ def test_slow_writes_count_for_every_arrival_they_hold_up():
     env["ASAN_OPTIONS"] = ":".join(x for x in (os.environ.get("ASAN_OPTIONS"), "verify_asan_link_order=0") if x)
     s = Server()
     try:
-        r = subprocess.run([BENCH, "--url", s.base_url, "--scenario", "get", "--path", "/healthz", "-c", "2",
-                            "-m", "4", "-t", "1", "-d", "2", "-w", "0", "--rate", "200", "--json",
-                            "--disk-probe", tmp_dir("probe")], capture_output=True, text=True, timeout=120, env=env)
+        r = bench(s, "-d", "2", "-w", "0", "--rate", "200", "--json", "--disk-probe", tmp_dir("probe"), env=env)
         assert r.returncode == 0, r.stderr
         out = json.loads(r.stdout)
         due, writes = out["disk_due_ms"], out["disk_write_ms"]

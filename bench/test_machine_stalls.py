@@ -21,7 +21,7 @@ def test_four_conditions():
     names = ["alone", "durable writes", "busy", "busy + durable writes"]
     for name, line in zip(names, lines[1:]):
         assert line.startswith(name) and re.search(r"stalls over 2 ms: +[0-9.]+/s", line), line
-        writes = re.search(r"; (\d+) durable writes p50 [0-9.]+ p99 [0-9.]+ ms$", line)
+        writes = re.search(r"; (\d+) durable writes p50 [0-9.]+ p99 [0-9.]+ ms each$", line)
         # 0.5 s at one write per 4 ms is at most 126; a machine this slow
         # still makes one.
         assert bool(writes) == ("durable" in name), line
